@@ -1,0 +1,202 @@
+"""MNIST and Fashion-MNIST, read from the original IDX files in torchvision's folder layout.
+
+Files live in ``{root}/MNIST/raw/`` resp. ``{root}/FashionMNIST/raw/`` as the original ``.gz``
+files (checked against torchvision's md5s) or as already-uncompressed IDX files. Reading never
+writes, so ``root`` may be read-only; only a download (in ``prepare_data``) writes there.
+"""
+
+import gzip
+import zlib
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+from torchvision import datasets
+from torchvision.datasets.utils import calculate_md5, download_url
+
+from genae_lightning.data.base import ImageDataModule, ImageTensors
+
+IDX_IMAGES_MAGIC = 2051  # uint8 data, 3 dimensions: (N, H, W)
+IDX_LABELS_MAGIC = 2049  # uint8 data, 1 dimension: (N,)
+
+
+def read_idx(path: Path, magic: int, item_shape: tuple[int, ...] = ()) -> np.ndarray:
+    """Read a uint8 IDX file (gzipped if its name ends in ``.gz``) into an array.
+
+    Args:
+        path: The file.
+        magic: Expected magic number: 2051 for images, 2049 for labels.
+        item_shape: Expected shape of one item, e.g. ``(28, 28)`` for images.
+
+    Returns:
+        A uint8 array of shape ``(N, *item_shape)``.
+
+    Raises:
+        ValueError: If the file is not a valid IDX file of that kind (the message names it).
+    """
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as file:
+            data = file.read()
+    except (OSError, EOFError, zlib.error) as error:  # a truncated or non-gzip file
+        raise ValueError(f"{path} is corrupt ({error}); delete it and re-run.") from error
+    ndim = len(item_shape) + 1
+    header_size = 4 * (ndim + 1)
+    found_magic = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
+    if found_magic != magic or len(data) < header_size:
+        raise ValueError(
+            f"{path} is not a {ndim}-dimensional uint8 IDX file: expected magic number {magic}, "
+            f"got {found_magic} ({len(data)} bytes); delete it and re-run."
+        )
+    shape = tuple(int.from_bytes(data[i : i + 4], "big") for i in range(4, header_size, 4))
+    if shape[1:] != item_shape or len(data) != header_size + int(np.prod(shape)):
+        raise ValueError(
+            f"{path} is corrupt: expected items of shape {item_shape}, its header says {shape} "
+            f"and it holds {len(data) - header_size} data bytes; delete it and re-run."
+        )
+    return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)
+
+
+class MNIST(ImageDataModule):
+    """MNIST handwritten digits: 60000 train (train + val) and 10000 test images, 1x28x28.
+
+    Reads ``{root}/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`` (or the same
+    files uncompressed, without ``.gz``), torchvision's layout, so a folder torchvision already
+    downloaded into works as is. Missing files are downloaded from torchvision's mirrors in
+    ``prepare_data`` when ``download`` is on.
+
+    Args:
+        root: Folder that holds ``MNIST/raw/`` (``FashionMNIST/raw/`` for Fashion-MNIST).
+            May be read-only when the files are there.
+        batch_size: Samples per batch, for every split.
+        num_workers: DataLoader worker processes (0 loads in the main process).
+        val_size: Validation samples held out of the 60000 training images: a count (int) or a
+            fraction (float in [0, 1)).
+        seed: Seed of the train/val split; the same seed gives the same split.
+        download: Download missing files from torchvision's mirrors (needs network).
+        verify_checksum: Check each ``.gz`` file against torchvision's md5 before reading it.
+    """
+
+    IMAGE_SHAPE = (1, 28, 28)
+    NUM_CLASSES = 10
+    TORCHVISION_DATASET: ClassVar[type[datasets.MNIST]] = datasets.MNIST
+    """The torchvision class whose name (folder), ``mirrors`` and ``resources`` are used."""
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        batch_size: int = 128,
+        num_workers: int = 0,
+        val_size: int | float = 0.1,
+        seed: int = 0,
+        download: bool = True,
+        verify_checksum: bool = True,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size, num_workers=num_workers, val_size=val_size, seed=seed
+        )
+        self.root = Path(root)
+        self.download = download
+        self.verify_checksum = verify_checksum
+
+    @property
+    def raw_folder(self) -> Path:
+        """The folder the IDX files are read from: ``{root}/<dataset name>/raw``."""
+        return self.root / self.TORCHVISION_DATASET.__name__ / "raw"
+
+    @property
+    def md5s(self) -> dict[str, str]:
+        """Expected md5 of each original ``.gz`` file, by file name (torchvision's values)."""
+        return dict(self.TORCHVISION_DATASET.resources)
+
+    def prepare_data(self) -> None:
+        """Download the missing files when ``download`` is on; otherwise just check for them.
+
+        Raises:
+            FileNotFoundError: If files are missing and could not be downloaded.
+        """
+        missing = self._missing_files()
+        if missing and not self.download:
+            raise self._missing_error(missing, "download=False, so nothing was downloaded.")
+        errors = "; ".join(error for name in missing if (error := self._download(name)))
+        if errors:
+            raise self._missing_error(self._missing_files(), f"Download failed: {errors}.")
+
+    def load_tensors(self) -> ImageTensors:
+        """Read the four IDX files (checking md5s of ``.gz`` files if ``verify_checksum``)."""
+        missing = self._missing_files()
+        if missing:
+            raise self._missing_error(missing, "prepare_data() did not run or did not fetch them.")
+        return ImageTensors(*self._read_split("train"), *self._read_split("t10k"))
+
+    def _read_split(self, prefix: str) -> tuple[Tensor, Tensor]:
+        """Read ``{prefix}-images`` and ``{prefix}-labels``: (N, 1, 28, 28) uint8, (N,) int64."""
+        images_path = self._find(f"{prefix}-images-idx3-ubyte.gz")
+        labels_path = self._find(f"{prefix}-labels-idx1-ubyte.gz")
+        images = read_idx(images_path, IDX_IMAGES_MAGIC, self.IMAGE_SHAPE[1:])
+        labels = read_idx(labels_path, IDX_LABELS_MAGIC)
+        if len(images) != len(labels):
+            raise ValueError(
+                f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} "
+                f"labels; expected as many of each. Delete the wrong one and re-run."
+            )
+        images_tensor = torch.from_numpy(images.copy()).unsqueeze(1)  # (N, 1, 28, 28) uint8
+        return images_tensor, torch.from_numpy(labels.astype(np.int64))  # (N,) int64
+
+    def _find(self, gz_name: str) -> Path:
+        """Path of ``gz_name``, else of its uncompressed copy; the md5 of a ``.gz`` is checked."""
+        path = self.raw_folder / gz_name
+        if not path.is_file():
+            return path.with_suffix("")
+        if self.verify_checksum:
+            expected, got = self.md5s[gz_name], calculate_md5(path)
+            if got != expected:
+                raise ValueError(
+                    f"{path} has md5 {got}, expected {expected}: the file is corrupt or not the "
+                    f"original. Delete it and re-run to download it again (or pass "
+                    f"--data.verify_checksum false to read it anyway)."
+                )
+        return path
+
+    def _missing_files(self) -> list[str]:
+        """Names of the ``.gz`` files present neither compressed nor uncompressed."""
+        folder = self.raw_folder
+        return [
+            name
+            for name in self.md5s
+            if not (folder / name).is_file() and not (folder / name).with_suffix("").is_file()
+        ]
+
+    def _download(self, name: str) -> str:
+        """Try each mirror for ``name``; return "" on success, else what went wrong."""
+        errors = []
+        for mirror in self.TORCHVISION_DATASET.mirrors:
+            url = f"{mirror}{name}"
+            try:
+                download_url(url, root=self.raw_folder, filename=name, md5=self.md5s[name])
+                return ""
+            except Exception as error:  # network, HTTP, permission or checksum errors
+                (self.raw_folder / name).unlink(missing_ok=True)  # no partial file left behind
+                errors.append(f"{url}: {type(error).__name__}: {error}")
+        return "; ".join(errors)
+
+    def _missing_error(self, missing: list[str], reason: str) -> FileNotFoundError:
+        name = self.TORCHVISION_DATASET.__name__
+        return FileNotFoundError(
+            f"{name} files missing from {self.raw_folder.resolve()}: {', '.join(missing)} "
+            f"(the .gz files or their uncompressed copies). {reason} To fix: put the original "
+            f"files in that folder, or point --data.root at a folder that holds {name}/raw/ "
+            f"(e.g. --data.root ../shared/data), or run with network access and "
+            f"--data.download true."
+        )
+
+
+class FashionMNIST(MNIST):
+    """Fashion-MNIST (Zalando): 60000 train (train + val) and 10000 test clothing images, 1x28x28.
+
+    Same files, format and arguments as :class:`MNIST`, read from ``{root}/FashionMNIST/raw/``
+    and checked against torchvision's Fashion-MNIST md5s.
+    """
+
+    TORCHVISION_DATASET = datasets.FashionMNIST
