@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -20,7 +21,10 @@ class GenaeCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         """Link the data's image shape into the model, so it is typed once."""
-        parser.link_arguments("data.image_shape", "model.init_args.image_shape", apply_on="instantiate")
+        # as a list: the type a YAML config gives, so model and data hparams agree in the loggers
+        parser.link_arguments(
+            "data.image_shape", "model.init_args.image_shape", compute_fn=list, apply_on="instantiate"
+        )
 
 
 def sample(argv: list[str]) -> Path:
@@ -53,11 +57,15 @@ def sample(argv: list[str]) -> Path:
     return out
 
 
+# Commands beside LightningCLI's fit/validate/test/predict: name -> function(argv).
+COMMANDS: dict[str, Callable[[list[str]], object]] = {"sample": sample}
+
+
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``genae``."""
+    """Entry point of ``genae``: ``genae fit|validate|test ...`` or ``genae sample ...``."""
     argv = sys.argv[1:] if args is None else list(args)
-    if argv and argv[0] == "sample":
-        sample(argv[1:])
+    if argv and argv[0] in COMMANDS:
+        COMMANDS[argv[0]](argv[1:])
         return
     GenaeCLI(
         GenerativeAutoencoder,

@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny data, tiny trainers, the real MNIST files when present."""
+
+import os
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+os.environ.setdefault("WANDB_MODE", "offline")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The read-only folder with the real raw MNIST/Fashion-MNIST files (skip when absent)."""
+    if not (SHARED_DATA / "MNIST" / "raw").is_dir():
+        pytest.skip(f"real MNIST raw files not found under {SHARED_DATA}")
+    return SHARED_DATA
+
+
+def tiny_trainer(tmp_path: Path, max_steps: int = 2, **kwargs) -> L.Trainer:
+    """A CPU trainer that runs a couple of steps quietly."""
+    options = dict(
+        accelerator="cpu",
+        devices=1,
+        max_steps=max_steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=1,
+        default_root_dir=str(tmp_path),
+    )
+    options.update(kwargs)
+    return L.Trainer(**options)
