@@ -1,7 +1,9 @@
 """The backbone interface: a factory for an encoder and a decoder."""
 
 from abc import ABC, abstractmethod
+from typing import Any
 
+import torch
 from torch import nn
 
 ImageShape = tuple[int, int, int]
@@ -13,7 +15,15 @@ class Backbone(ABC):
     A backbone object carries only architecture choices (widths, kernel sizes); the shapes come
     from the method, which gets the image shape from the data and chooses the encoder's output
     width (a VAE asks for ``2 * latent_dim`` and splits it).
+
+    Every subclass is registered with ``torch.serialization.add_safe_globals`` when it is defined,
+    so checkpoints whose hyperparameters hold a backbone object load with ``weights_only=True``
+    (Lightning's default when resuming).
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        torch.serialization.add_safe_globals([cls])
 
     @abstractmethod
     def encoder(self, image_shape: ImageShape, out_features: int) -> nn.Module:

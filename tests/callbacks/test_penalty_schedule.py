@@ -1,0 +1,73 @@
+"""PenaltySchedule: mu_i = 1 + i^nu / 1000 at every optimizer step, continued exactly on resume."""
+
+import lightning as L
+import pytest
+import torch
+
+from genae_lightning.backbones import MLPBackbone
+from genae_lightning.callbacks import PenaltySchedule
+from genae_lightning.data import SyntheticImages
+from genae_lightning.methods import AE, InjFlow
+from tests.conftest import tiny_trainer
+
+
+class RecordMu(L.Callback):
+    def __init__(self) -> None:
+        self.seen: dict[int, tuple[float, float]] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        # the step that just ran used these values; global_step has already advanced
+        self.seen[trainer.global_step - 1] = (pl_module.mu.item(), pl_module.mu_in.item())
+
+
+def model() -> InjFlow:
+    torch.manual_seed(0)
+    return InjFlow(image_shape=(1, 8, 8), latent_dim=3, backbone=MLPBackbone(hidden=[16]))
+
+
+def data() -> SyntheticImages:
+    return SyntheticImages(image_shape=(1, 8, 8), num_samples=40, batch_size=4)
+
+
+@pytest.mark.parametrize("nu", [1.0, 1.3])
+def test_values_at_each_step(nu, tmp_path) -> None:
+    rec = RecordMu()
+    trainer = tiny_trainer(tmp_path, max_steps=4, callbacks=[PenaltySchedule(nu=nu), rec])
+    trainer.fit(model(), datamodule=data())
+    for step in range(4):
+        expected = 1 + step**nu / 1000
+        assert rec.seen[step] == pytest.approx((expected, expected))
+
+
+def test_schedule_continues_exactly_after_resume(tmp_path) -> None:
+    first = tiny_trainer(tmp_path, max_steps=3, callbacks=[PenaltySchedule(nu=1.3)],
+                         enable_checkpointing=True)
+    first.fit(model(), datamodule=data())
+    ckpt = tmp_path / "stop.ckpt"
+    first.save_checkpoint(ckpt)
+    saved = torch.load(ckpt, weights_only=False)
+    assert saved["state_dict"]["mu"].item() == pytest.approx(1 + 2**1.3 / 1000)
+
+    rec = RecordMu()
+    second = tiny_trainer(tmp_path, max_steps=6, callbacks=[PenaltySchedule(nu=1.3), rec])
+    second.fit(model(), datamodule=data(), ckpt_path=ckpt)
+    assert sorted(rec.seen) == [3, 4, 5]
+    for step in (3, 4, 5):
+        assert rec.seen[step][0] == pytest.approx(1 + step**1.3 / 1000)
+
+
+def test_resume_with_other_schedule_is_refused(tmp_path) -> None:
+    first = tiny_trainer(tmp_path, max_steps=2, callbacks=[PenaltySchedule(nu=1.0)])
+    first.fit(model(), datamodule=data())
+    ckpt = tmp_path / "a.ckpt"
+    first.save_checkpoint(ckpt)
+    second = tiny_trainer(tmp_path, max_steps=4, callbacks=[PenaltySchedule(nu=1.3)])
+    with pytest.raises(ValueError, match="trained with nu=1.0"):
+        second.fit(model(), datamodule=data(), ckpt_path=ckpt)
+
+
+def test_method_without_penalties_is_a_clear_error(tmp_path) -> None:
+    ae = AE(image_shape=(1, 8, 8), latent_dim=3, backbone=MLPBackbone(hidden=[16]))
+    trainer = tiny_trainer(tmp_path, callbacks=[PenaltySchedule()])
+    with pytest.raises(ValueError, match="has no tensor attribute"):
+        trainer.fit(ae, datamodule=data())
