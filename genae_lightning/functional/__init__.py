@@ -1,5 +1,6 @@
 """Pure, tested maths shared by the methods (no modules, no state)."""
 
+from genae_lightning.functional.adversarial import discriminator_loss, generator_loss
 from genae_lightning.functional.gaussian import gaussian_kl_standard, gaussian_nll, reparameterize
 from genae_lightning.functional.injflow import (
     injectivity_penalty,
@@ -9,15 +10,31 @@ from genae_lightning.functional.injflow import (
 )
 from genae_lightning.functional.jacobian import (
     JacobianEstimate,
+    check_jvp_mode,
     estimate_jacobian_sq_norm,
     jvp_finite_difference,
     jvp_forward,
     vjp_reverse,
 )
+from genae_lightning.functional.mixture import (
+    diag_gaussian_log_prob,
+    diag_gaussian_mixture_log_prob,
+)
+from genae_lightning.functional.mmd import kernel_matrix, mmd, wae_kernel_scales
 from genae_lightning.functional.reconstruction import sum_squared_error
+from genae_lightning.functional.regularizers import squared_l2_norm
 
 __all__ = [
     "JacobianEstimate",
+    "check_jvp_mode",
+    "diag_gaussian_log_prob",
+    "diag_gaussian_mixture_log_prob",
+    "discriminator_loss",
+    "generator_loss",
+    "kernel_matrix",
+    "mmd",
+    "squared_l2_norm",
+    "wae_kernel_scales",
     "estimate_jacobian_sq_norm",
     "gaussian_kl_standard",
     "gaussian_nll",

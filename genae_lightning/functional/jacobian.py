@@ -21,6 +21,23 @@ import torch.autograd.forward_ad as fwAD
 from torch import Tensor
 
 JvpMode = Literal["forward", "finite_difference", "reverse"]
+JVP_MODES: tuple[str, ...] = ("forward", "finite_difference", "reverse")
+
+
+def check_jvp_mode(mode: str, eps: float = 0.01) -> None:
+    """Raise ``ValueError`` unless ``mode`` is a :data:`JvpMode` and ``eps`` > 0 (for constructors).
+
+    Example:
+        >>> check_jvp_mode("forward")
+        >>> check_jvp_mode("sideways")
+        Traceback (most recent call last):
+        ...
+        ValueError: jvp must be 'forward', 'finite_difference' or 'reverse', got 'sideways'
+    """
+    if mode not in JVP_MODES:
+        raise ValueError(f"jvp must be 'forward', 'finite_difference' or 'reverse', got {mode!r}")
+    if eps <= 0:
+        raise ValueError(f"finite-difference eps must be > 0 (the paper uses 0.01), got {eps}")
 
 
 @dataclass
@@ -31,9 +48,9 @@ class JacobianEstimate:
         output: fn(z), shape (B, ...).
         sq_norm: One-sample estimate of ||J||_F^2 per example, shape (B,).
         v_sq_norm: ||v||^2 of the probe per example, shape (B,). For the reverse estimator the
-            probe lives in data space, and this is the latent dimension d instead (E||v||^2 for
-            v ~ N(0, I_d)), so that ``sq_norm / v_sq_norm`` estimates the mean squared singular
-            value in every mode.
+            probe lives in output space, and this is the input dimension d = z[0].numel() instead
+            (E||v||^2 for v ~ N(0, I_d)), so that ``sq_norm / v_sq_norm`` estimates the mean
+            squared singular value in every mode.
     """
 
     output: Tensor
@@ -118,8 +135,9 @@ def estimate_jacobian_sq_norm(
     Autocast is switched off inside, so the estimate stays float32 under mixed precision.
 
     Args:
-        fn: Map from (B, d) latents to (B, ...) outputs, e.g. a decoder.
-        z: Latents, shape (B, d).
+        fn: Map from (B, d) latents to (B, ...) outputs, e.g. a decoder; or from (B, ...) inputs,
+            e.g. an encoder of (B, C, H, W) images (the contractive autoencoder's penalty).
+        z: Points of evaluation, shape (B, d) or (B, ...); the probe has the same shape.
         mode: ``"forward"``, ``"finite_difference"`` or ``"reverse"`` (see module docstring).
         eps: Step of the finite-difference estimator.
         generator: Optional random generator for the probe vectors.
@@ -127,14 +145,17 @@ def estimate_jacobian_sq_norm(
     Returns:
         A :class:`JacobianEstimate` with fn(z), the estimate and ||v||^2.
     """
-    if z.dim() != 2:
-        raise ValueError(f"latents must have shape (batch, latent_dim), got {tuple(z.shape)}")
+    if z.dim() < 2:
+        raise ValueError(
+            f"inputs must have a batch dimension, shape (batch, latent_dim) or (batch, C, H, W), "
+            f"got {tuple(z.shape)}"
+        )
     with torch.autocast(device_type=z.device.type, enabled=False):
         z = z.float()
         if mode == "reverse":
             out, jtu = vjp_reverse(fn, z, generator=generator)
-            sq_norm = jtu.pow(2).sum(dim=1)
-            v_sq_norm = torch.full_like(sq_norm, float(z.shape[1]))
+            sq_norm = jtu.flatten(1).pow(2).sum(dim=1)
+            v_sq_norm = torch.full_like(sq_norm, float(z[0].numel()))
             return JacobianEstimate(out, sq_norm, v_sq_norm)
         v = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
         if mode == "forward":
@@ -145,4 +166,5 @@ def estimate_jacobian_sq_norm(
             raise ValueError(
                 f"unknown jvp mode {mode!r}: expected 'forward', 'finite_difference' or 'reverse'"
             )
-        return JacobianEstimate(out, jv.flatten(1).pow(2).sum(dim=1), v.pow(2).sum(dim=1))
+        sq_norm = jv.flatten(1).pow(2).sum(dim=1)
+        return JacobianEstimate(out, sq_norm, v.flatten(1).pow(2).sum(dim=1))

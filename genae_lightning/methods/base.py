@@ -1,6 +1,9 @@
 """The thin base every method derives from: backbone + loss + sampling + logging."""
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -19,6 +22,10 @@ torch.serialization.add_safe_globals(
     [getattr(torch.optim, name) for name in torch.optim.__all__
      if isinstance(getattr(torch.optim, name), type)]
 )
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss term became NaN or infinite during training."""
 
 
 @dataclass
@@ -73,6 +80,13 @@ class GenerativeAutoencoder(L.LightningModule):
         self.optimizer_factory = optimizer
         self.prior: Prior = StandardNormal(latent_dim)
         self.posthoc_priors = nn.ModuleDict()
+        # Base seed of the per-step noise (see ``step_rng``); saved in checkpoints.
+        self.register_buffer("noise_seed", torch.tensor(torch.initial_seed() % 2**62))
+        # Non-finite guard: bad batches skipped so far, and how many may be (NonFiniteGuard).
+        self.register_buffer("nonfinite_skipped", torch.tensor(0))
+        self.skip_nonfinite = 0
+        self._last_finite: dict[str, Tensor] = {}
+        self._input_checked = False
 
     # ----------------------------------------------------------------- the model
     def encode(self, x: Tensor) -> Tensor:
@@ -126,6 +140,24 @@ class GenerativeAutoencoder(L.LightningModule):
         """Whether ``loss`` takes derivatives itself (then validation runs it with autograd on)."""
         return False
 
+    @contextlib.contextmanager
+    def step_rng(self, batch_idx: int, stage: str) -> Iterator[None]:
+        """Run a step's random draws from a stream fixed by (noise_seed, global_step, batch_idx).
+
+        The global RNG is forked and reseeded, so the noise of a step (J v probes, posterior
+        samples, perturbations) is the same whether the run was resumed or not, and the global
+        stream outside the step is untouched. Manual-optimisation methods wrap their step in it.
+        """
+        code = {"train": 0, "val": 1, "test": 2}.get(stage, 3)
+        seed = (int(self.noise_seed) * 1_000_003 + self.global_step * 1009 + batch_idx * 4 + code)
+        seed %= 2**63
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.random.default_generator.manual_seed(seed)
+            if devices:
+                torch.cuda.manual_seed(seed)
+            yield
+
     def _check_input(self, x: Tensor) -> None:
         if tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(
@@ -134,37 +166,102 @@ class GenerativeAutoencoder(L.LightningModule):
                 "(the CLI links it from the DataModule)"
             )
 
-    def _shared_step(self, batch: Any, stage: str) -> Tensor:
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if stage != "train" and self.loss_needs_grad:
-            with torch.inference_mode(False), torch.enable_grad():
-                out = self.loss(x.clone())
-            out = LossOutput(out.total.detach(), {k: v.detach() for k, v in out.terms.items()})
-        else:
-            out = self.loss(x)
-        batch_size = x.shape[0]
+    def log_loss(self, out: LossOutput, stage: str, batch_size: int) -> None:
+        """Log ``<stage>/loss`` and every ``<stage>/<term>`` (per step in training, else per epoch).
+
+        Methods with their own ``training_step`` (manual optimisation) call this too.
+        """
         on_step = stage == "train"
         self.log(f"{stage}/loss", out.total, prog_bar=True, on_step=on_step, on_epoch=not on_step,
                  batch_size=batch_size, sync_dist=not on_step)
         for name, value in out.terms.items():
             self.log(f"{stage}/{name}", value, on_step=on_step, on_epoch=not on_step,
                      batch_size=batch_size, sync_dist=not on_step)
+
+    def _check_pixel_range(self, x: Tensor) -> None:
+        """Once per run: images must lie in [0, 1] when the decoder ends in a sigmoid."""
+        self._input_checked = True
+        leaves = [m for m in self.decoder.modules() if not list(m.children())]
+        shape_only = (nn.Unflatten, nn.Flatten, nn.Identity, nn.Dropout)
+        last = next((m for m in reversed(leaves) if not isinstance(m, shape_only)), None)
+        lo, hi = float(x.min()), float(x.max())
+        if isinstance(last, nn.Sigmoid) and (lo < 0.0 or hi > 1.0):
+            raise ValueError(
+                f"{type(self).__name__}'s decoder ends in a sigmoid, so images must lie in [0, 1], "
+                f"but a batch spans [{lo:.3g}, {hi:.3g}]; scale the data to [0, 1] (the "
+                "DataModules do) or use a backbone with output_activation='identity'"
+            )
+
+    def _compute_loss(self, x: Tensor, batch_idx: int, stage: str) -> LossOutput:
+        with self.step_rng(batch_idx, stage):
+            if stage != "train" and self.loss_needs_grad:
+                with torch.inference_mode(False), torch.enable_grad():
+                    out = self.loss(x.clone())
+                return LossOutput(out.total.detach(), {k: v.detach() for k, v in out.terms.items()})
+            return self.loss(x)
+
+    def check_finite(self, out: LossOutput) -> bool:
+        """True if every term is finite; else skip (budget left) or save and raise.
+
+        With a skip budget (``NonFiniteGuard(skip_nonfinite=N)``), a bad batch is skipped (no
+        optimizer step) and counted in ``train/nonfinite_skipped``; past the budget, the last
+        good weights are saved as ``nonfinite-step=<k>.ckpt`` and ``NonFiniteLossError`` names
+        the term, the step and the last finite values.
+        """
+        values = {"loss": out.total, **out.terms}
+        if bool(torch.stack([v.detach().float() for v in values.values()]).isfinite().all()):
+            self._last_finite = {k: v.detach() for k, v in values.items()}
+            return True
+        bad = [k for k, v in values.items() if not torch.isfinite(v).all()]
+        if int(self.nonfinite_skipped) < self.skip_nonfinite:
+            self.nonfinite_skipped += 1
+            self.log("train/nonfinite_skipped", self.nonfinite_skipped.float(), on_step=True)
+            return False
+        saved = self._save_last_good()
+        last = {k: round(float(v), 6) for k, v in self._last_finite.items()}
+        raise NonFiniteLossError(
+            f"{type(self).__name__}: non-finite {', '.join(bad)} at step {self.global_step} "
+            f"(last finite values: {last or 'none yet'}). The weights before this step were "
+            f"saved to {saved}. Lower the learning rate, check the data, or allow skipping a few "
+            "bad batches with the NonFiniteGuard(skip_nonfinite=N) callback."
+        )
+
+    def _save_last_good(self) -> str:
+        trainer = getattr(self, "_trainer", None)
+        if trainer is None:
+            return "nowhere (no trainer attached)"
+        folder = Path(trainer.checkpoint_callback.dirpath) if getattr(
+            trainer.checkpoint_callback, "dirpath", None) else Path(trainer.default_root_dir)
+        path = folder / f"nonfinite-step={self.global_step}.ckpt"
+        trainer.save_checkpoint(path)
+        return str(path)
+
+    def _shared_step(self, batch: Any, stage: str, batch_idx: int = 0) -> Tensor | None:
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if not self._input_checked:
+            self._check_input(x)
+            self._check_pixel_range(x)
+        out = self._compute_loss(x, batch_idx, stage)
+        if stage == "train" and not self.check_finite(out):
+            return None  # Lightning skips the optimizer step
+        batch_size = x.shape[0]
+        self.log_loss(out, stage, batch_size)
         if stage != "train":
             mse = (self.reconstruct(x) - x).pow(2).mean()
             self.log(f"{stage}/rec_mse", mse, batch_size=batch_size, sync_dist=True)
         return out.total
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        """One optimisation step's loss."""
-        return self._shared_step(batch, "train")
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+        """One optimisation step's loss (None skips the step, see ``check_finite``)."""
+        return self._shared_step(batch, "train", batch_idx)
 
-    def validation_step(self, batch: Any, batch_idx: int) -> Tensor:
+    def validation_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         """Validation loss and per-pixel reconstruction MSE."""
-        return self._shared_step(batch, "val")
+        return self._shared_step(batch, "val", batch_idx)
 
-    def test_step(self, batch: Any, batch_idx: int) -> Tensor:
+    def test_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         """Test loss and per-pixel reconstruction MSE."""
-        return self._shared_step(batch, "test")
+        return self._shared_step(batch, "test", batch_idx)
 
     def configure_optimizers(self) -> Any:
         """The optimizer from the ``optimizer`` factory over all parameters."""
