@@ -12,6 +12,7 @@ from torchvision.utils import save_image
 import genae_lightning.callbacks  # noqa: F401  (registers callbacks for short names)
 import genae_lightning.data  # noqa: F401  (registers DataModules for short names)
 import genae_lightning.methods  # noqa: F401  (registers methods for short names)
+from genae_lightning.callbacks import GracefulInterrupt
 from genae_lightning.data import ImageDataModule
 from genae_lightning.methods import GenerativeAutoencoder
 
@@ -23,7 +24,10 @@ class GenaeCLI(LightningCLI):
         """Link the data's image shape into the model, so it is typed once."""
         # as a list: the type a YAML config gives, so model and data hparams agree in the loggers
         parser.link_arguments(
-            "data.image_shape", "model.init_args.image_shape", compute_fn=list, apply_on="instantiate"
+            "data.image_shape",
+            "model.init_args.image_shape",
+            compute_fn=list,
+            apply_on="instantiate",
         )
 
 
@@ -73,6 +77,7 @@ def main(args: list[str] | None = None) -> None:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
+        trainer_defaults={"callbacks": [GracefulInterrupt()]},
         args=None if args is None else argv,
     )
 

@@ -3,5 +3,14 @@
 from genae_lightning.callbacks.fit_prior import FitLatentPrior, encode_dataset
 from genae_lightning.callbacks.images import ImageLogger
 from genae_lightning.callbacks.penalty import PenaltySchedule
+from genae_lightning.callbacks.reliability import GracefulInterrupt, NonFiniteGuard, was_interrupted
 
-__all__ = ["FitLatentPrior", "ImageLogger", "PenaltySchedule", "encode_dataset"]
+__all__ = [
+    "FitLatentPrior",
+    "GracefulInterrupt",
+    "ImageLogger",
+    "NonFiniteGuard",
+    "PenaltySchedule",
+    "encode_dataset",
+    "was_interrupted",
+]

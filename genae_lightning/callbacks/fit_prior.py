@@ -8,6 +8,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from genae_lightning.callbacks.reliability import was_interrupted
 from genae_lightning.priors import fit_posthoc_prior
 
 
@@ -63,7 +64,9 @@ class FitLatentPrior(L.Callback):
         self.n_components, self.max_samples = n_components, max_samples
         self.batch_size, self.seed, self.priors = batch_size, seed, tuple(priors)
 
-    def fit_module(self, module: L.LightningModule, loader: DataLoader, progress: bool = True) -> None:
+    def fit_module(
+        self, module: L.LightningModule, loader: DataLoader, progress: bool = True
+    ) -> None:
         """Encode ``loader`` and store the fitted priors on ``module`` (the "on demand" entry)."""
         z = encode_dataset(module, loader, self.max_samples, progress)
         for name in self.priors:
@@ -77,6 +80,8 @@ class FitLatentPrior(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Fit the priors, then rewrite the last checkpoints so they include them."""
+        if was_interrupted(trainer):  # the run will resume; fit at its real end
+            return
         self.fit_module(pl_module, self._train_loader(trainer), progress=trainer.is_global_zero)
         for cb in trainer.checkpoint_callbacks:
             last = getattr(cb, "last_model_path", "")

@@ -2,7 +2,8 @@
 
 A DataModule subclass declares what the data looks like (``IMAGE_SHAPE``, ``NUM_CLASSES``) and
 loads the raw tensors (``load_tensors``); everything else (the seeded train/val split, the
-datasets, the loaders) lives here once.
+datasets, the loaders) lives here once. A subclass whose data do not fit in memory supplies its
+own ``Dataset`` objects instead, by overriding ``load_datasets``.
 """
 
 import abc
@@ -11,7 +12,9 @@ from typing import ClassVar, NamedTuple
 import lightning as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from genae_lightning.data.resumable import EpochShuffleSampler, ResumableDataLoader
 
 
 class ImageTensors(NamedTuple):
@@ -24,6 +27,14 @@ class ImageTensors(NamedTuple):
     train_labels: Tensor
     test_images: Tensor
     test_labels: Tensor
+
+
+class ImageDatasets(NamedTuple):
+    """The train, val and test datasets of a DataModule; each yields ``(image, label)`` pairs."""
+
+    train: Dataset[tuple[Tensor, Tensor]]
+    val: Dataset[tuple[Tensor, Tensor]]
+    test: Dataset[tuple[Tensor, Tensor]]
 
 
 def to_unit_float(images: Tensor) -> Tensor:
@@ -85,6 +96,24 @@ def check_split_size(name: str, value: int | float) -> None:
         )
 
 
+def seeded_test_split(
+    images: Tensor, labels: Tensor, test_size: int | float, seed: int
+) -> ImageTensors:
+    """Split data that come without a test split into a training part and a test split (seeded).
+
+    Args:
+        images: All images, (N, C, H, W).
+        labels: All labels, (N,).
+        test_size: How many to hold out for testing: a count, or a fraction of N.
+        seed: Seed of the split; the same seed gives the same split.
+
+    Returns:
+        The training part (to be split into train and val) and the test split.
+    """
+    train, test = seeded_split(len(labels), test_size, seed, "test_size")
+    return ImageTensors(images[train], labels[train], images[test], labels[test])
+
+
 def seeded_split(n: int, held_out: int | float, seed: int, name: str) -> tuple[Tensor, Tensor]:
     """Split ``range(n)`` at random, reproducibly, into kept and held-out indices.
 
@@ -124,7 +153,9 @@ class ImageDataModule(L.LightningDataModule, abc.ABC):
     ``val_dataset``, ``test_dataset``) exist after ``setup``.
 
     Subclasses set ``IMAGE_SHAPE`` and ``NUM_CLASSES``, implement ``load_tensors``, and add their
-    own constructor arguments (e.g. ``root``), passing these ones on to this constructor.
+    own constructor arguments (e.g. ``root``), passing these ones on to this constructor. A
+    subclass that makes its own ``Dataset`` objects (e.g. decoding image files lazily, or with
+    an official validation split) overrides ``load_datasets`` instead of ``load_tensors``.
 
     Args:
         batch_size: Samples per batch, for every split.
@@ -153,9 +184,9 @@ class ImageDataModule(L.LightningDataModule, abc.ABC):
         self.num_workers = num_workers
         self.val_size = val_size
         self.seed = seed
-        self.train_dataset: ImageTensorDataset | None = None
-        self.val_dataset: ImageTensorDataset | None = None
-        self.test_dataset: ImageTensorDataset | None = None
+        self.train_dataset: Dataset[tuple[Tensor, Tensor]] | None = None
+        self.val_dataset: Dataset[tuple[Tensor, Tensor]] | None = None
+        self.test_dataset: Dataset[tuple[Tensor, Tensor]] | None = None
         self.save_hyperparameters()
 
     @property
@@ -168,9 +199,27 @@ class ImageDataModule(L.LightningDataModule, abc.ABC):
         """Number of classes of the labels; known without loading data."""
         return self.NUM_CLASSES
 
-    @abc.abstractmethod
     def load_tensors(self) -> ImageTensors:
-        """Load the train and test images and labels (called once, by ``setup``)."""
+        """Load the train and test images and labels (called once, by ``load_datasets``)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement load_tensors() (or override load_datasets())."
+        )
+
+    def load_datasets(self) -> ImageDatasets:
+        """Make the train, val and test datasets (called once, by ``setup``).
+
+        By default: ``load_tensors``, check the tensors against ``image_shape`` and
+        ``num_classes``, and split the training part into train and val (seeded). Override it
+        to supply other ``Dataset`` objects, e.g. images decoded from files when fetched.
+        """
+        data = self.load_tensors()
+        self._check_loaded(data)
+        train, val = seeded_split(len(data.train_labels), self.val_size, self.seed, "val_size")
+        return ImageDatasets(
+            ImageTensorDataset(data.train_images[train], data.train_labels[train]),
+            ImageTensorDataset(data.train_images[val], data.train_labels[val]),
+            ImageTensorDataset(data.test_images, data.test_labels),
+        )
 
     def setup(self, stage: str | None = None) -> None:
         """Load the data once and split the training part into train and val (seeded).
@@ -181,12 +230,7 @@ class ImageDataModule(L.LightningDataModule, abc.ABC):
         """
         if self.train_dataset is not None:
             return
-        data = self.load_tensors()
-        self._check_loaded(data)
-        train, val = seeded_split(len(data.train_labels), self.val_size, self.seed, "val_size")
-        self.train_dataset = ImageTensorDataset(data.train_images[train], data.train_labels[train])
-        self.val_dataset = ImageTensorDataset(data.train_images[val], data.train_labels[val])
-        self.test_dataset = ImageTensorDataset(data.test_images, data.test_labels)
+        self.train_dataset, self.val_dataset, self.test_dataset = self.load_datasets()
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches; the last incomplete batch is dropped."""
@@ -207,17 +251,29 @@ class ImageDataModule(L.LightningDataModule, abc.ABC):
         """Test batches, in a fixed order."""
         return self._loader(self._require("test_dataset", self.test_dataset), train=False)
 
-    def _loader(self, dataset: ImageTensorDataset, train: bool) -> DataLoader:
-        return DataLoader(
-            dataset,
+    def _loader(self, dataset: Dataset[tuple[Tensor, Tensor]], train: bool) -> DataLoader:
+        options: dict = dict(
             batch_size=self.batch_size,
-            shuffle=train,
-            drop_last=train,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
         )
+        if not train:
+            return DataLoader(dataset, shuffle=False, **options)
+        # seeded per-epoch order whose position is checkpointed: resuming mid-epoch is exact
+        sampler = EpochShuffleSampler(len(dataset), seed=self.seed)  # type: ignore[arg-type]
+        return ResumableDataLoader(dataset, sampler=sampler, drop_last=True,
+                                   progress=self._train_progress, **options)
 
-    def _require(self, name: str, dataset: ImageTensorDataset | None) -> ImageTensorDataset:
+    def _train_progress(self) -> tuple[int, int]:
+        """(epoch, batches of it trained on) from the attached trainer; (0, 0) without one."""
+        trainer = getattr(self, "trainer", None)
+        if trainer is None:
+            return 0, 0
+        return trainer.current_epoch, trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+    def _require(
+        self, name: str, dataset: Dataset[tuple[Tensor, Tensor]] | None
+    ) -> Dataset[tuple[Tensor, Tensor]]:
         if dataset is None:
             raise RuntimeError(
                 f"{type(self).__name__}.{name} does not exist yet; call setup() first "

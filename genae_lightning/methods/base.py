@@ -15,7 +15,6 @@ from genae_lightning.backbones import Backbone, ConvBackbone
 from genae_lightning.backbones.base import ImageShape, check_image_shape
 from genae_lightning.priors import POSTHOC_PRIORS, Prior, StandardNormal, prior_from_state
 
-
 # Optimizer classes are hyperparameters too (``optimizer=torch.optim.Adam``): allow them in
 # weights-only checkpoint loading, which Lightning uses when resuming a run.
 torch.serialization.add_safe_globals(

@@ -1,0 +1,50 @@
+"""Exact resume for every method: stop at step k, resume, and get the same losses as one run."""
+
+import lightning as L
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+
+from genae_lightning.callbacks import PenaltySchedule
+from genae_lightning.data import SyntheticImages
+from tests.conftest import tiny_trainer
+from tests.test_methods_contract import METHODS, build
+
+STOP, TOTAL = 3, 7  # 4 batches per epoch: the stop is mid-epoch and the run crosses epochs
+
+
+class RecordLoss(L.Callback):
+    def __init__(self) -> None:
+        self.losses: dict[int, float] = {}
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.losses[trainer.global_step] = float(trainer.callback_metrics["train/loss"])
+
+
+def run(cls, tmp_path, max_steps: int, ckpt_path=None) -> tuple[dict[int, float], object]:
+    L.seed_everything(0)
+    model = build(cls)
+    data = SyntheticImages(image_shape=(1, 8, 8), num_samples=40, batch_size=8)
+    record = RecordLoss()
+    callbacks = [record, ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=STOP,
+                                         save_top_k=-1, filename="{step}")]
+    if hasattr(model, "mu"):
+        callbacks.append(PenaltySchedule(nu=1.3))
+    trainer = tiny_trainer(tmp_path, max_steps=max_steps, enable_checkpointing=True,
+                           deterministic=True, callbacks=callbacks, limit_val_batches=1)
+    trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
+    return record.losses, model
+
+
+@pytest.mark.parametrize("cls", METHODS, ids=lambda c: c.__name__)
+def test_resumed_run_matches_uninterrupted_run(cls, tmp_path) -> None:
+    full, full_model = run(cls, tmp_path / "full", TOTAL)
+    ckpt = tmp_path / "full" / "ckpt" / f"step={STOP}.ckpt"
+    assert ckpt.is_file()
+    resumed, resumed_model = run(cls, tmp_path / "resumed", TOTAL, ckpt_path=ckpt)
+    assert sorted(resumed) == list(range(STOP + 1, TOTAL + 1))
+    for step in resumed:
+        assert resumed[step] == pytest.approx(full[step], rel=1e-5, abs=1e-6), step
+    for a, b in zip(full_model.state_dict().values(), resumed_model.state_dict().values(),
+                    strict=True):
+        torch.testing.assert_close(a, b)
