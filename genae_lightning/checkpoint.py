@@ -8,6 +8,23 @@ import torch
 from genae_lightning.methods.base import GenerativeAutoencoder
 
 
+def _compatible_part(version: str) -> tuple[str, ...]:
+    """Major version (and minor while 0.x): checkpoints are compatible within it."""
+    parts = version.split(".")
+    return tuple(parts[:2]) if parts[0] == "0" else tuple(parts[:1])
+
+
+def check_version(saved: str, where: str) -> None:
+    """Refuse checkpoints written by an incompatible genae-lightning version."""
+    from genae_lightning import __version__
+
+    if _compatible_part(saved) != _compatible_part(__version__):
+        raise ValueError(
+            f"{where!r} was written by genae-lightning {saved}, which is not compatible with the "
+            f"installed {__version__}; install genae-lightning=={saved} to load it"
+        )
+
+
 def load_method(ckpt_path: str | Path, map_location: str = "cpu") -> GenerativeAutoencoder:
     """Rebuild the method saved in ``ckpt_path`` (hyperparameters, weights, fitted priors).
 
@@ -23,6 +40,7 @@ def load_method(ckpt_path: str | Path, map_location: str = "cpu") -> GenerativeA
             f"{str(path)!r} is not a genae-lightning checkpoint (no 'genae' entry): it must come "
             "from `genae fit` or a Trainer fitting a genae_lightning method"
         )
+    check_version(str(info.get("version", "0.0.0")), str(path))
     module_name, _, class_name = info["method"].rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
