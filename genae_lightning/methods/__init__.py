@@ -1,8 +1,25 @@
 """Methods: one LightningModule per generative autoencoder, all on the shared backbones."""
 
 from genae_lightning.methods.ae import AE
+from genae_lightning.methods.ae_variants import AEL2, AESN, CAE
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.methods.injflow import InjFlow
+from genae_lightning.methods.rae import RAE
 from genae_lightning.methods.vae import VAE
+from genae_lightning.methods.vampprior import VampPrior
+from genae_lightning.methods.wae import WAEGAN, WAEMMD
 
-__all__ = ["AE", "VAE", "GenerativeAutoencoder", "InjFlow", "LossOutput"]
+__all__ = [
+    "AE",
+    "AEL2",
+    "AESN",
+    "CAE",
+    "RAE",
+    "VAE",
+    "WAEGAN",
+    "WAEMMD",
+    "GenerativeAutoencoder",
+    "InjFlow",
+    "LossOutput",
+    "VampPrior",
+]
