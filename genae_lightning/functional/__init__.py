@@ -1,6 +1,7 @@
 """Pure, tested maths shared by the methods (no modules, no state)."""
 
 from genae_lightning.functional.adversarial import discriminator_loss, generator_loss
+from genae_lightning.functional.denoising import denoising_error
 from genae_lightning.functional.gaussian import gaussian_kl_standard, gaussian_nll, reparameterize
 from genae_lightning.functional.injflow import (
     injectivity_penalty,
@@ -21,6 +22,7 @@ from genae_lightning.functional.mixture import (
     diag_gaussian_mixture_log_prob,
 )
 from genae_lightning.functional.mmd import kernel_matrix, mmd, wae_kernel_scales
+from genae_lightning.functional.pga import log_det_jacobian_estimate, sphere_perturbation
 from genae_lightning.functional.reconstruction import sum_squared_error
 from genae_lightning.functional.regularizers import squared_l2_norm
 
@@ -47,4 +49,7 @@ __all__ = [
     "reparameterize",
     "sum_squared_error",
     "vjp_reverse",
+    "denoising_error",
+    "log_det_jacobian_estimate",
+    "sphere_perturbation",
 ]

@@ -4,7 +4,9 @@ from genae_lightning.methods.ae import AE
 from genae_lightning.methods.ae_variants import AEL2, AESN, CAE
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.methods.injflow import InjFlow
+from genae_lightning.methods.pga import LPGA, VPGA
 from genae_lightning.methods.rae import RAE
+from genae_lightning.methods.swae import SWAE
 from genae_lightning.methods.vae import VAE
 from genae_lightning.methods.vampprior import VampPrior
 from genae_lightning.methods.wae import WAEGAN, WAEMMD
@@ -21,5 +23,8 @@ __all__ = [
     "GenerativeAutoencoder",
     "InjFlow",
     "LossOutput",
+    "LPGA",
+    "SWAE",
+    "VPGA",
     "VampPrior",
 ]
