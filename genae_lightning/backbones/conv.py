@@ -134,6 +134,13 @@ class ConvBackbone(Backbone):
         layout = self.layout(image_shape)
         layers: list[nn.Module] = []
         for channels, stride in layout.encoder:
+            if stride > 1 and min(height, width) + 2 * ((layout.kernel - 1) // 2) < layout.kernel:
+                raise ValueError(
+                    f"image_shape {tuple(image_shape)} is too small for ConvBackbone's encoder "
+                    f"(stride-2 convs with kernel {layout.kernel} need feature maps of at least "
+                    f"{layout.kernel - 2 * ((layout.kernel - 1) // 2)} pixels); use images of at least "
+                    "8x8 or MLPBackbone"
+                )
             n_out = self._ch(channels)
             layers += [_conv(n_in, n_out, layout.kernel, stride), nn.BatchNorm2d(n_out), nn.ELU()]
             height = _conv_out(height, layout.kernel, stride)
