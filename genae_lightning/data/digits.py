@@ -3,7 +3,12 @@
 import torch
 from sklearn.datasets import load_digits
 
-from genae_lightning.data.base import ImageDataModule, ImageTensors, check_split_size, seeded_split
+from genae_lightning.data.base import (
+    ImageDataModule,
+    ImageTensors,
+    check_split_size,
+    seeded_test_split,
+)
 
 
 class Digits(ImageDataModule):
@@ -43,5 +48,4 @@ class Digits(ImageDataModule):
         digits = load_digits()
         images = torch.from_numpy(digits.images).float().div(16).unsqueeze(1)  # (N, 1, 8, 8)
         labels = torch.from_numpy(digits.target).long()  # (N,)
-        train, test = seeded_split(len(labels), self.test_size, self.seed, "test_size")
-        return ImageTensors(images[train], labels[train], images[test], labels[test])
+        return seeded_test_split(images, labels, self.test_size, self.seed)

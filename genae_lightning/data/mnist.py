@@ -5,6 +5,7 @@ files (checked against torchvision's md5s) or as already-uncompressed IDX files.
 writes, so ``root`` may be read-only; only a download (in ``prepare_data``) writes there.
 """
 
+import functools
 import gzip
 import zlib
 from pathlib import Path
@@ -14,9 +15,10 @@ import numpy as np
 import torch
 from torch import Tensor
 from torchvision import datasets
-from torchvision.datasets.utils import calculate_md5, download_url
+from torchvision.datasets.utils import download_url
 
 from genae_lightning.data.base import ImageDataModule, ImageTensors
+from genae_lightning.data.files import RequiredFiles, check_md5, try_download
 
 IDX_IMAGES_MAGIC = 2051  # uint8 data, 3 dimensions: (N, H, W)
 IDX_LABELS_MAGIC = 2049  # uint8 data, 1 dimension: (N,)
@@ -110,24 +112,30 @@ class MNIST(ImageDataModule):
         """Expected md5 of each original ``.gz`` file, by file name (torchvision's values)."""
         return dict(self.TORCHVISION_DATASET.resources)
 
+    @property
+    def files(self) -> RequiredFiles:
+        """The four files, each present as the original ``.gz`` or uncompressed."""
+        name = self.TORCHVISION_DATASET.__name__
+        return RequiredFiles(
+            dataset=name,
+            folder=self.raw_folder,
+            names=list(self.md5s),
+            layout=f"{name}/raw/ (e.g. --data.root ../shared/data)",
+            note="the .gz files or their uncompressed copies",
+            present=lambda path: path.is_file() or path.with_suffix("").is_file(),
+        )
+
     def prepare_data(self) -> None:
         """Download the missing files when ``download`` is on; otherwise just check for them.
 
         Raises:
             FileNotFoundError: If files are missing and could not be downloaded.
         """
-        missing = self._missing_files()
-        if missing and not self.download:
-            raise self._missing_error(missing, "download=False, so nothing was downloaded.")
-        errors = "; ".join(error for name in missing if (error := self._download(name)))
-        if errors:
-            raise self._missing_error(self._missing_files(), f"Download failed: {errors}.")
+        self.files.prepare(self.download, self._download)
 
     def load_tensors(self) -> ImageTensors:
         """Read the four IDX files (checking md5s of ``.gz`` files if ``verify_checksum``)."""
-        missing = self._missing_files()
-        if missing:
-            raise self._missing_error(missing, "prepare_data() did not run or did not fetch them.")
+        self.files.require()
         return ImageTensors(*self._read_split("train"), *self._read_split("t10k"))
 
     def _read_split(self, prefix: str) -> tuple[Tensor, Tensor]:
@@ -150,46 +158,26 @@ class MNIST(ImageDataModule):
         if not path.is_file():
             return path.with_suffix("")
         if self.verify_checksum:
-            expected, got = self.md5s[gz_name], calculate_md5(path)
-            if got != expected:
-                raise ValueError(
-                    f"{path} has md5 {got}, expected {expected}: the file is corrupt or not the "
-                    f"original. Delete it and re-run to download it again (or pass "
-                    f"--data.verify_checksum false to read it anyway)."
-                )
+            check_md5(path, self.md5s[gz_name])
         return path
 
-    def _missing_files(self) -> list[str]:
-        """Names of the ``.gz`` files present neither compressed nor uncompressed."""
-        folder = self.raw_folder
-        return [
-            name
-            for name in self.md5s
-            if not (folder / name).is_file() and not (folder / name).with_suffix("").is_file()
-        ]
+    def _download(self, missing: list[str]) -> str:
+        """Download each missing file; return "" on success, else what went wrong."""
+        return "; ".join(error for name in missing if (error := self._download_file(name)))
 
-    def _download(self, name: str) -> str:
+    def _download_file(self, name: str) -> str:
         """Try each mirror for ``name``; return "" on success, else what went wrong."""
         errors = []
         for mirror in self.TORCHVISION_DATASET.mirrors:
             url = f"{mirror}{name}"
-            try:
-                download_url(url, root=self.raw_folder, filename=name, md5=self.md5s[name])
+            step = functools.partial(
+                download_url, url, root=self.raw_folder, filename=name, md5=self.md5s[name]
+            )
+            error = try_download(url, step, partial_file=self.raw_folder / name)
+            if not error:
                 return ""
-            except Exception as error:  # network, HTTP, permission or checksum errors
-                (self.raw_folder / name).unlink(missing_ok=True)  # no partial file left behind
-                errors.append(f"{url}: {type(error).__name__}: {error}")
+            errors.append(error)
         return "; ".join(errors)
-
-    def _missing_error(self, missing: list[str], reason: str) -> FileNotFoundError:
-        name = self.TORCHVISION_DATASET.__name__
-        return FileNotFoundError(
-            f"{name} files missing from {self.raw_folder.resolve()}: {', '.join(missing)} "
-            f"(the .gz files or their uncompressed copies). {reason} To fix: put the original "
-            f"files in that folder, or point --data.root at a folder that holds {name}/raw/ "
-            f"(e.g. --data.root ../shared/data), or run with network access and "
-            f"--data.download true."
-        )
 
 
 class FashionMNIST(MNIST):
