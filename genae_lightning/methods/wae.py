@@ -85,8 +85,8 @@ class WAEGAN(GenerativeAutoencoder):
     A latent discriminator D tells prior draws from codes. Each training step (manual
     optimisation) first updates the autoencoder on ``loss(x)`` =
     mean_x ||x - g(h(x))||^2 + lam * (-log D(h(x))), then D on
-    lam * (-log D(z_prior) - log(1 - D(h(x)))) with the codes detached. Lightning's
-    ``global_step`` counts both optimizers' steps, so N iterations are ``max_steps: 2N``.
+    lam * (-log D(z_prior) - log(1 - D(h(x)))) with the codes detached. ``global_step`` (and
+    so ``max_steps``) counts iterations: only the autoencoder's optimizer step is counted.
 
     Args:
         image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
@@ -138,20 +138,29 @@ class WAEGAN(GenerativeAutoencoder):
         z_prior = self.prior.sample(z.shape[0]).to(z)
         return self.lam * discriminator_loss(self.discriminator(z_prior), self.discriminator(z))
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         """One autoencoder step, then one discriminator step, from a single encoder pass."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        if not self._input_checked:
+            self._check_input(x)
+            self._check_pixel_range(x)
+        with self.step_rng(batch_idx, "train"):  # the same noise whether resumed or not
+            z = self.encode(x)
+            out = self._objective(x, z)
+            disc = self.discriminator_objective(z)
+        logged = LossOutput(out.total, {**out.terms, "disc": disc})
+        if not self.check_finite(logged):
+            return None  # skipped: no optimizer step
         opt_ae, opt_d = self.optimizers()
-        z = self.encode(x)
-        out = self._objective(x, z)
-        opt_ae.zero_grad()
-        self.manual_backward(out.total)
-        opt_ae.step()
-        disc = self.discriminator_objective(z)
-        opt_d.zero_grad()
-        self.manual_backward(disc)
-        opt_d.step()
-        self.log_loss(LossOutput(out.total, {**out.terms, "disc": disc}), "train", x.shape[0])
+        # global_step counts iterations, not optimizer steps: D's step is kept out of the count
+        # (Lightning counts every optimizer's step, issue #17958; the hooks are reset per batch)
+        opt_d._on_before_step = lambda: self.trainer.profiler.start("optimizer_step")
+        opt_d._on_after_step = lambda: self.trainer.profiler.stop("optimizer_step")
+        for opt, objective in ((opt_ae, out.total), (opt_d, disc)):
+            opt.zero_grad()  # also drops the D gradients left by the autoencoder's backward
+            self.manual_backward(objective)
+            opt.step()
+        self.log_loss(logged, "train", x.shape[0])
         return out.total.detach()
 
     def configure_optimizers(self) -> Any:
