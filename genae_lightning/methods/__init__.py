@@ -3,9 +3,17 @@
 from genae_lightning.methods.ae import AE
 from genae_lightning.methods.ae_variants import AEL2, AESN, CAE
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
+from genae_lightning.methods.dpvae import DPVAE
 from genae_lightning.methods.injflow import InjFlow
 from genae_lightning.methods.pga import LPGA, VPGA
 from genae_lightning.methods.rae import RAE
+from genae_lightning.methods.regularised_vae import (
+    BetaTCVAE,
+    BetaVAEB,
+    BetaVAEH,
+    FactorVAE,
+    InfoVAE,
+)
 from genae_lightning.methods.swae import SWAE
 from genae_lightning.methods.vae import VAE
 from genae_lightning.methods.vampprior import VampPrior
@@ -16,6 +24,12 @@ __all__ = [
     "AEL2",
     "AESN",
     "CAE",
+    "BetaTCVAE",
+    "BetaVAEB",
+    "BetaVAEH",
+    "DPVAE",
+    "FactorVAE",
+    "InfoVAE",
     "RAE",
     "VAE",
     "WAEGAN",
