@@ -5,6 +5,8 @@ import math
 import torch
 from torch import Tensor
 
+from genae_lightning.functional.precision import at_least_float32
+
 
 def reparameterize(mean: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """Draw z = mean + exp(logvar / 2) * eps with eps ~ N(0, I), differentiable in mean and logvar.
@@ -38,6 +40,7 @@ def gaussian_kl_standard(mean: Tensor, logvar: Tensor) -> Tensor:
         >>> gaussian_kl_standard(torch.ones(1, 2), torch.zeros(1, 2))
         tensor([1.])
     """
+    mean, logvar = at_least_float32(mean, logvar)  # exp(logvar) - 1 - logvar cancels
     return 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
 
 

@@ -5,6 +5,8 @@ import math
 import torch
 from torch import Tensor
 
+from genae_lightning.functional.precision import at_least_float32
+
 
 def diag_gaussian_log_prob(z: Tensor, mean: Tensor, logvar: Tensor) -> Tensor:
     """Log-density N(z; mean, diag(exp(logvar))) summed over the last dimension, broadcasting.
@@ -23,6 +25,7 @@ def diag_gaussian_log_prob(z: Tensor, mean: Tensor, logvar: Tensor) -> Tensor:
         -1.8379
     """
     log2pi = math.log(2.0 * math.pi)
+    z, mean, logvar = at_least_float32(z, mean, logvar)  # a sum of d terms
     return -0.5 * (log2pi + logvar + (z - mean).pow(2) * torch.exp(-logvar)).sum(dim=-1)
 
 

@@ -16,6 +16,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from genae_lightning.functional.precision import at_least_float32
+
 Kernel = Literal["imq", "rbf"]
 WAE_MULTIPLIERS: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
@@ -43,7 +45,9 @@ def squared_distances(x: Tensor, y: Tensor) -> Tensor:
         >>> squared_distances(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, 4.0], [0.0, 1.0]]))
         tensor([[25.,  1.]])
     """
-    d2 = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) - 2.0 * x @ y.T
+    x, y = at_least_float32(x, y)  # |x|^2 + |y|^2 - 2 x.y cancels: no low-precision matmul
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        d2 = x.pow(2).sum(1, keepdim=True) + y.pow(2).sum(1).unsqueeze(0) - 2.0 * x @ y.T
     return d2.clamp_min(0.0)
 
 

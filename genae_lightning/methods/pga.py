@@ -27,9 +27,14 @@ from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 
 
 def _frozen_h(encoder: nn.Module, decoder: nn.Module, z: Tensor, dim: int) -> Tensor:
-    """h(z) = f(g(z))[:, :dim] with f's parameters detached: gradients reach theta, not phi."""
+    """h(z) = f(g(z))[:, :dim] with f's parameters detached: gradients reach theta, not phi.
+
+    Computed in float32 with autocast off: (6) takes the difference h(z + delta) - h(z) of a
+    step of size epsilon, which bfloat16/float16 rounding would swamp.
+    """
     params = {name: p.detach() for name, p in encoder.named_parameters()}
-    return torch.func.functional_call(encoder, params, (decoder(z),))[:, :dim]
+    with torch.autocast(device_type=z.device.type, enabled=False):
+        return torch.func.functional_call(encoder, params, (decoder(z.float()),))[:, :dim]
 
 
 def _latent_reconstruction(

@@ -5,6 +5,7 @@ import math
 import torch
 from torch import Tensor
 
+from genae_lightning.functional.precision import at_least_float32
 from genae_lightning.priors.base import Prior
 
 
@@ -18,6 +19,7 @@ class StandardNormal(Prior):
     def log_prob(self, z: Tensor) -> Tensor:
         """Log-density, shape (B,)."""
         self._check(z)
+        (z,) = at_least_float32(z)  # a sum of dim squares: not in bfloat16/float16
         return -0.5 * (z.pow(2).sum(dim=1) + self.dim * math.log(2 * math.pi))
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -62,7 +64,7 @@ class FullCovGaussian(Prior):
     def log_prob(self, z: Tensor) -> Tensor:
         """Log-density, shape (B,)."""
         self._check(z)
-        return self._distribution().log_prob(z)
+        return self._distribution().log_prob(z.float())
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Draw (n, dim) latents."""

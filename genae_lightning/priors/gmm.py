@@ -60,7 +60,7 @@ class GaussianMixture(Prior):
     def log_prob(self, z: Tensor) -> Tensor:
         """Log-density, shape (B,)."""
         self._check(z)
-        return self._distribution().log_prob(z)
+        return self._distribution().log_prob(z.float())
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Draw (n, dim) latents: a component by its weight, then its Gaussian."""
