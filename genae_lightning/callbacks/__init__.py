@@ -2,6 +2,7 @@
 
 from genae_lightning.callbacks.fit_prior import FitLatentPrior, encode_dataset
 from genae_lightning.callbacks.images import ImageLogger
+from genae_lightning.callbacks.injflow_diagnostics import InjFlowDiagnostics
 from genae_lightning.callbacks.penalty import PenaltySchedule
 from genae_lightning.callbacks.reliability import GracefulInterrupt, NonFiniteGuard, was_interrupted
 
@@ -9,6 +10,7 @@ __all__ = [
     "FitLatentPrior",
     "GracefulInterrupt",
     "ImageLogger",
+    "InjFlowDiagnostics",
     "NonFiniteGuard",
     "PenaltySchedule",
     "encode_dataset",

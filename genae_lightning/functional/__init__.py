@@ -17,6 +17,19 @@ from genae_lightning.functional.jacobian import (
     jvp_forward,
     vjp_reverse,
 )
+from genae_lightning.functional.lagrangian import (
+    debiased,
+    dual_ascent,
+    lagrangian_term,
+    moving_average,
+)
+from genae_lightning.functional.logdet import (
+    gram_logdet,
+    jacobian_matrix,
+    linear_bound,
+    log_bound,
+    singular_values,
+)
 from genae_lightning.functional.mixture import (
     diag_gaussian_log_prob,
     diag_gaussian_mixture_log_prob,
@@ -52,4 +65,13 @@ __all__ = [
     "denoising_error",
     "log_det_jacobian_estimate",
     "sphere_perturbation",
+    "debiased",
+    "dual_ascent",
+    "lagrangian_term",
+    "moving_average",
+    "gram_logdet",
+    "jacobian_matrix",
+    "linear_bound",
+    "log_bound",
+    "singular_values",
 ]

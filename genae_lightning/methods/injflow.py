@@ -1,6 +1,6 @@
 """Relaxed injective probability flow (InjFlow and InjFlow-ln)."""
 
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
@@ -17,6 +17,9 @@ from genae_lightning.functional import (
 )
 from genae_lightning.functional.jacobian import JvpMode
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
+from genae_lightning.methods.constraints import DualAscentMultiplier
+
+Constraint = Literal["penalty", "augmented_lagrangian"]
 
 
 class InjFlow(GenerativeAutoencoder):
@@ -30,6 +33,14 @@ class InjFlow(GenerativeAutoencoder):
     J(s) = max(s, eta^2 ||v||^2) / (2 lambda) for ``bound="linear"`` (InjFlow, eq. 10). The
     penalties mu and mu_in start at 1 and are grown every step by the ``PenaltySchedule`` callback.
 
+    With ``constraint="augmented_lagrangian"`` the batch means of the two penalised quantities
+    also get Lagrange multipliers, for E||x - g(z)||^2 <= kappa and E[inj] <= 0 (inj being the
+    eta-hinge above); the loss adds lambda (E||x - g(z)||^2 - kappa) + lambda_in E[inj], and after
+    each training step lambda and lambda_in take a projected dual-ascent step on a moving average
+    of their constraint (:class:`~genae_lightning.methods.constraints.DualAscentMultiplier`,
+    buffers, so checkpoints hold them). The quadratic penalties stay, with mu = mu_in = 1 fixed:
+    the multipliers take over the job of the growing penalty, so ``PenaltySchedule`` is refused.
+
     Args:
         image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
         latent_dim: Latent dimension d (the paper: 32 for MNIST, 128 for CIFAR-10/CelebA).
@@ -41,6 +52,12 @@ class InjFlow(GenerativeAutoencoder):
         jvp: How J_g(z) v is computed: ``"forward"`` (forward-mode AD, one decoder pass),
             ``"finite_difference"`` (eq. 8), or ``"reverse"`` (||J^T u||^2, footnote 2).
         fd_eps: Step of the finite-difference estimator (the paper: 0.01).
+        constraint: ``"penalty"`` (the paper) or ``"augmented_lagrangian"`` (multipliers too).
+        kappa: Tolerance of the reconstruction constraint E||x - g(h(x))||^2 <= kappa, in the
+            units of ``train/rec`` (sum over pixels); augmented Lagrangian only.
+        dual_lr: Dual step size of lambda, per unit of E||x - g(h(x))||^2 - kappa per step.
+        dual_lr_in: Dual step size of lambda_in, per unit of the injectivity hinge per step.
+        ema_decay: Decay of the moving averages that drive the dual steps.
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
         optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
@@ -59,6 +76,11 @@ class InjFlow(GenerativeAutoencoder):
         lam: float = 1.0,
         jvp: JvpMode = "forward",
         fd_eps: float = 0.01,
+        constraint: Constraint = "penalty",
+        kappa: float = 0.0,
+        dual_lr: float = 1e-3,
+        dual_lr_in: float = 1.0,
+        ema_decay: float = 0.99,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
     ) -> None:
@@ -68,22 +90,35 @@ class InjFlow(GenerativeAutoencoder):
             raise ValueError(
                 f"jvp must be 'forward', 'finite_difference' or 'reverse', got {jvp!r}"
             )
+        if constraint not in ("penalty", "augmented_lagrangian"):
+            raise ValueError(
+                f"constraint must be 'penalty' or 'augmented_lagrangian', got {constraint!r}"
+            )
         for name, value in (("eta", eta), ("lam", lam), ("fd_eps", fd_eps)):
             if value <= 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
-        if prior_weight < 0:
-            raise ValueError(f"prior_weight must be >= 0, got {prior_weight}")
+        for name, value in (("prior_weight", prior_weight), ("kappa", kappa)):
+            if value < 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
         super().__init__(image_shape, latent_dim, backbone, optimizer)
         self.bound, self.prior_weight, self.eta, self.lam = bound, prior_weight, eta, lam
         self.jvp, self.fd_eps = jvp, fd_eps
         self.register_buffer("mu", torch.tensor(1.0))
         self.register_buffer("mu_in", torch.tensor(1.0))
+        self.constraint = constraint
+        if constraint == "augmented_lagrangian":
+            self.rec_multiplier = DualAscentMultiplier(kappa, dual_lr, ema_decay)
+            self.inj_multiplier = DualAscentMultiplier(0.0, dual_lr_in, ema_decay)
         self.save_hyperparameters()
 
     @property
     def loss_needs_grad(self) -> bool:
-        """The reverse-mode estimator differentiates inside the loss."""
-        return self.jvp == "reverse"
+        """Reverse mode differentiates inside the loss; forward mode needs autograd switched on too.
+
+        Forward-mode AD returns J v = 0 under inference mode (Lightning's validation), which would
+        make ``val/jac`` and ``val/inj`` wrong; only finite differences run without autograd.
+        """
+        return self.jvp != "finite_difference"
 
     def loss(self, x: Tensor) -> LossOutput:
         """Objective (9) or (10) with a one-sample Jacobian estimate, averaged over the batch."""
@@ -97,4 +132,36 @@ class InjFlow(GenerativeAutoencoder):
             jac = linear_frobenius_term(est.sq_norm, est.v_sq_norm, self.eta, self.lam)
         inj = injectivity_penalty(est.sq_norm, est.v_sq_norm, self.eta).mean()
         total = prior + self.mu * rec + jac.mean() + self.mu_in * inj
+        if self.constraint == "augmented_lagrangian":
+            total = total + self.rec_multiplier.term(rec) + self.inj_multiplier.term(inj)
+            self._constraint_values = (rec.detach(), inj.detach())
         return LossOutput(total, {"rec": rec, "prior": prior, "jac": jac.mean(), "inj": inj})
+
+    def setup(self, stage: str) -> None:
+        """Refuse ``PenaltySchedule`` with the augmented Lagrangian (mu and mu_in stay at 1)."""
+        from genae_lightning.callbacks.penalty import PenaltySchedule  # callbacks import methods
+
+        if self.constraint == "augmented_lagrangian" and any(
+            isinstance(c, PenaltySchedule) for c in self.trainer.callbacks
+        ):
+            raise ValueError(
+                "InjFlow(constraint='augmented_lagrangian') keeps the penalties mu = mu_in = 1 "
+                "fixed and lets its Lagrange multipliers enforce the constraints; remove the "
+                "PenaltySchedule callback, or use constraint='penalty'"
+            )
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
+        """The loss's step, then (augmented Lagrangian) one dual-ascent step on the multipliers.
+
+        The batch values are averaged over processes first, so every rank's multipliers agree.
+        """
+        total = super().training_step(batch, batch_idx)
+        if total is not None and self.constraint == "augmented_lagrangian":
+            rec, inj = (self.trainer.strategy.reduce(v, reduce_op="mean")
+                        for v in self._constraint_values)
+            self.rec_multiplier.update(rec)
+            self.inj_multiplier.update(inj)
+            self.log("penalty/lambda", self.rec_multiplier.multiplier, on_step=True, on_epoch=False)
+            self.log("penalty/lambda_in", self.inj_multiplier.multiplier, on_step=True,
+                     on_epoch=False)
+        return total
