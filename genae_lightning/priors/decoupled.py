@@ -19,6 +19,7 @@ import torch
 from nflows.transforms import AffineCouplingTransform, CompositeTransform
 from torch import Tensor, nn
 
+from genae_lightning.functional.precision import at_least_float32
 from genae_lightning.priors.base import Prior
 from genae_lightning.priors.gaussian import StandardNormal
 
@@ -101,12 +102,14 @@ class DecoupledPrior(Prior):
     def to_base(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """z0 = g(z) and log|det dg/dz|, shapes (B, d) and (B,)."""
         self._check(z)
-        return self.transform(z)
+        with torch.autocast(z.device.type, enabled=False):  # tiny nets: float32, exact log-dets
+            return self.transform(*at_least_float32(z))
 
     def from_base(self, z0: Tensor) -> tuple[Tensor, Tensor]:
         """Inverse map z = g^{-1}(z0) and log|det dg^{-1}/dz0|, shapes (B, d) and (B,)."""
         self._check(z0)
-        return self.transform.inverse(z0)
+        with torch.autocast(z0.device.type, enabled=False):
+            return self.transform.inverse(*at_least_float32(z0))
 
     def log_prob(self, z: Tensor) -> Tensor:
         """Log-density log N(g(z); 0, I) + log|det dg/dz|, (B,), differentiable in z and g."""
