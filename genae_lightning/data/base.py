@@ -163,6 +163,10 @@ class ImageDataModule(L.LightningDataModule, abc.ABC):
         val_size: Validation samples held out of the training split: a count (int) or a
             fraction of it (float in [0, 1)).
         seed: Seed of the train/val split; the same seed gives the same split.
+        in_memory: Keep each split whole on the training device and cut batches from it by
+            indexing (no worker processes; ``num_workers`` is then unused): for data that fit in
+            device memory (MNIST-family, CIFAR-10, SVHN, Coil20). Same order, seeding and resume
+            as the DataLoader path (see ``genae_lightning.data.memory``).
     """
 
     IMAGE_SHAPE: ClassVar[tuple[int, int, int]]
@@ -174,8 +178,11 @@ class ImageDataModule(L.LightningDataModule, abc.ABC):
         num_workers: int = 0,
         val_size: int | float = 0.1,
         seed: int = 0,
+        in_memory: bool = False,
     ) -> None:
         super().__init__()
+        if not isinstance(in_memory, bool):
+            raise ValueError(f"in_memory must be true or false, got {in_memory!r}")
         check_int("batch_size", batch_size, minimum=1)
         check_int("num_workers", num_workers, minimum=0)
         check_split_size("val_size", val_size)
@@ -184,6 +191,7 @@ class ImageDataModule(L.LightningDataModule, abc.ABC):
         self.num_workers = num_workers
         self.val_size = val_size
         self.seed = seed
+        self.in_memory = in_memory
         self.train_dataset: Dataset[tuple[Tensor, Tensor]] | None = None
         self.val_dataset: Dataset[tuple[Tensor, Tensor]] | None = None
         self.test_dataset: Dataset[tuple[Tensor, Tensor]] | None = None
@@ -252,6 +260,17 @@ class ImageDataModule(L.LightningDataModule, abc.ABC):
         return self._loader(self._require("test_dataset", self.test_dataset), train=False)
 
     def _loader(self, dataset: Dataset[tuple[Tensor, Tensor]], train: bool) -> DataLoader:
+        trainer = getattr(self, "trainer", None)
+        sharding = trainer.distributed_sampler_kwargs if trainer is not None else None
+        replicas = (sharding["num_replicas"], sharding["rank"]) if sharding else (1, 0)
+        if self.in_memory:
+            from genae_lightning.data.memory import memory_loader  # memory.py imports this file
+
+            device = trainer.strategy.root_device if trainer is not None else torch.device("cpu")
+            return memory_loader(  # type: ignore[return-value]
+                dataset, self.batch_size, train, self.seed, device, replicas,
+                self._train_progress, type(self).__name__,
+            )
         options: dict = dict(
             batch_size=self.batch_size,
             num_workers=self.num_workers,
@@ -260,7 +279,7 @@ class ImageDataModule(L.LightningDataModule, abc.ABC):
         if not train:
             return DataLoader(dataset, shuffle=False, **options)
         # seeded per-epoch order whose position is checkpointed: resuming mid-epoch is exact
-        sampler = EpochShuffleSampler(len(dataset), seed=self.seed)  # type: ignore[arg-type]
+        sampler = EpochShuffleSampler(len(dataset), self.seed, *replicas)  # type: ignore[arg-type]
         return ResumableDataLoader(dataset, sampler=sampler, drop_last=True,
                                    progress=self._train_progress, **options)
 

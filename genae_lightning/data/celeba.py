@@ -81,6 +81,8 @@ class CelebA(ImageDataModule):
         crop_size: Side of the centred square cut from each 178x218 image before resizing.
         batch_size: Samples per batch, for every split.
         num_workers: DataLoader worker processes (0 decodes in the main process).
+        in_memory: Keep the data on the training device and batch by indexing (see
+            :class:`~genae_lightning.data.ImageDataModule`).
         download: Download missing files with torchvision (needs network and ``gdown``).
         verify_checksum: Check ``list_eval_partition.txt`` against torchvision's md5.
     """
@@ -99,10 +101,13 @@ class CelebA(ImageDataModule):
         crop_size: int = 140,
         batch_size: int = 128,
         num_workers: int = 0,
+        in_memory: bool = False,
         download: bool = True,
         verify_checksum: bool = True,
     ) -> None:
-        super().__init__(batch_size=batch_size, num_workers=num_workers, val_size=0)
+        super().__init__(
+            batch_size=batch_size, num_workers=num_workers, val_size=0, in_memory=in_memory
+        )
         for name in ("val_size", "seed"):  # not CelebA's arguments: keep CelebA(**hparams) valid
             self.hparams.pop(name, None)
         check_int("image_size", image_size, minimum=1)

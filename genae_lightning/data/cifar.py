@@ -56,6 +56,8 @@ class CIFAR10(ImageDataModule):
             this order; ``None`` keeps the class's default (all ten for CIFAR10).
         batch_size: Samples per batch, for every split.
         num_workers: DataLoader worker processes (0 loads in the main process).
+        in_memory: Keep the data on the training device and batch by indexing (see
+            :class:`~genae_lightning.data.ImageDataModule`).
         val_size: Validation samples held out of the (kept) training images: a count (int) or
             a fraction (float in [0, 1)).
         seed: Seed of the train/val split; the same seed gives the same split.
@@ -89,13 +91,15 @@ class CIFAR10(ImageDataModule):
         classes: list[str] | None = None,
         batch_size: int = 128,
         num_workers: int = 0,
+        in_memory: bool = False,
         val_size: int | float = 0.1,
         seed: int = 0,
         download: bool = True,
         verify_checksum: bool = True,
     ) -> None:
         super().__init__(
-            batch_size=batch_size, num_workers=num_workers, val_size=val_size, seed=seed
+            batch_size=batch_size, num_workers=num_workers, val_size=val_size, seed=seed,
+            in_memory=in_memory,
         )
         self.root = Path(root)
         self.classes = self._check_classes(classes if classes is not None else self.DEFAULT_CLASSES)

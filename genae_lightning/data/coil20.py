@@ -38,6 +38,8 @@ class Coil20(ImageDataModule):
         image_size: Side of the square images the DataModule yields (the originals are 128).
         batch_size: Samples per batch, for every split.
         num_workers: DataLoader worker processes (0 loads in the main process).
+        in_memory: Keep the data on the training device and batch by indexing (see
+            :class:`~genae_lightning.data.ImageDataModule`).
         val_size: Validation samples held out of the training part: a count (int) or a
             fraction (float in [0, 1)).
         test_size: Test samples held out of all 1440: a count (int) or a fraction (float in
@@ -61,13 +63,15 @@ class Coil20(ImageDataModule):
         image_size: int = 128,
         batch_size: int = 128,
         num_workers: int = 0,
+        in_memory: bool = False,
         val_size: int | float = 0.1,
         test_size: int | float = 0.2,
         seed: int = 0,
         download: bool = True,
     ) -> None:
         super().__init__(
-            batch_size=batch_size, num_workers=num_workers, val_size=val_size, seed=seed
+            batch_size=batch_size, num_workers=num_workers, val_size=val_size, seed=seed,
+            in_memory=in_memory,
         )
         check_int("image_size", image_size, minimum=1)
         check_split_size("test_size", test_size)

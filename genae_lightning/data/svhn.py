@@ -70,6 +70,8 @@ class SVHN(ImageDataModule):
             when the files are there.
         batch_size: Samples per batch, for every split.
         num_workers: DataLoader worker processes (0 loads in the main process).
+        in_memory: Keep the data on the training device and batch by indexing (see
+            :class:`~genae_lightning.data.ImageDataModule`).
         val_size: Validation samples held out of the 73257 training images: a count (int) or
             a fraction (float in [0, 1)).
         seed: Seed of the train/val split; the same seed gives the same split.
@@ -87,13 +89,15 @@ class SVHN(ImageDataModule):
         root: str | Path = "data",
         batch_size: int = 128,
         num_workers: int = 0,
+        in_memory: bool = False,
         val_size: int | float = 0.1,
         seed: int = 0,
         download: bool = True,
         verify_checksum: bool = True,
     ) -> None:
         super().__init__(
-            batch_size=batch_size, num_workers=num_workers, val_size=val_size, seed=seed
+            batch_size=batch_size, num_workers=num_workers, val_size=val_size, seed=seed,
+            in_memory=in_memory,
         )
         self.root = Path(root)
         self.download = download

@@ -43,6 +43,8 @@ class SyntheticImages(ImageDataModule):
         num_classes: Number of classes of the random labels.
         batch_size: Samples per batch, for every split.
         num_workers: DataLoader worker processes (0 makes batches in the main process).
+        in_memory: Keep the data on the training device and batch by indexing (see
+            :class:`~genae_lightning.data.ImageDataModule`).
         val_size: Validation samples held out of the training part: a count (int) or a
             fraction (float in [0, 1)).
         seed: Seed of the images, the labels and the train/val split.
@@ -55,11 +57,13 @@ class SyntheticImages(ImageDataModule):
         num_classes: int = 10,
         batch_size: int = 16,
         num_workers: int = 0,
+        in_memory: bool = False,
         val_size: int | float = 0.1,
         seed: int = 0,
     ) -> None:
         super().__init__(
-            batch_size=batch_size, num_workers=num_workers, val_size=val_size, seed=seed
+            batch_size=batch_size, num_workers=num_workers, val_size=val_size, seed=seed,
+            in_memory=in_memory,
         )
         if len(image_shape) != 3:
             raise ValueError(
