@@ -14,7 +14,11 @@ import genae_lightning.data  # noqa: F401  (registers DataModules for short name
 import genae_lightning.methods  # noqa: F401  (registers methods for short names)
 from genae_lightning.callbacks import GracefulInterrupt
 from genae_lightning.data import ImageDataModule
+from genae_lightning.evaluate import evaluate
+from genae_lightning.features import train_features
+from genae_lightning.loggers import describe_runs
 from genae_lightning.methods import GenerativeAutoencoder
+from genae_lightning.report import report
 
 
 class GenaeCLI(LightningCLI):
@@ -29,6 +33,12 @@ class GenaeCLI(LightningCLI):
             compute_fn=list,
             apply_on="instantiate",
         )
+
+    def before_fit(self) -> None:
+        """Group and tag W&B runs by dataset and method before the run starts."""
+        describe_runs(self.trainer, self.model, self.datamodule)
+
+    before_validate = before_test = before_fit
 
 
 def sample(argv: list[str]) -> Path:
@@ -62,7 +72,12 @@ def sample(argv: list[str]) -> Path:
 
 
 # Commands beside LightningCLI's fit/validate/test/predict: name -> function(argv).
-COMMANDS: dict[str, Callable[[list[str]], object]] = {"sample": sample}
+COMMANDS: dict[str, Callable[[list[str]], object]] = {
+    "sample": sample,
+    "evaluate": evaluate,
+    "report": report,
+    "train-features": train_features,
+}
 
 
 def main(args: list[str] | None = None) -> None:

@@ -3,11 +3,13 @@
 from genae_lightning.callbacks.fit_prior import FitLatentPrior, encode_dataset
 from genae_lightning.callbacks.images import ImageLogger
 from genae_lightning.callbacks.injflow_diagnostics import InjFlowDiagnostics
+from genae_lightning.callbacks.metrics import GenerativeMetrics
 from genae_lightning.callbacks.penalty import PenaltySchedule
 from genae_lightning.callbacks.reliability import GracefulInterrupt, NonFiniteGuard, was_interrupted
 
 __all__ = [
     "FitLatentPrior",
+    "GenerativeMetrics",
     "GracefulInterrupt",
     "ImageLogger",
     "InjFlowDiagnostics",

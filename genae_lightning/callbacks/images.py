@@ -1,11 +1,16 @@
 """Image grids of reconstructions and samples, saved as PNG and sent to the logger."""
 
 from pathlib import Path
+from typing import Literal
 
 import lightning as L
 import torch
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
+
+from genae_lightning.callbacks.metrics import GenerativeMetrics, epoch_due
+from genae_lightning.metrics import sample_batches
+from genae_lightning.priors import Prior
 
 
 def log_grid(trainer: L.Trainer, key: str, grid: Tensor) -> None:
@@ -17,22 +22,48 @@ def log_grid(trainer: L.Trainer, key: str, grid: Tensor) -> None:
             logger.experiment.add_image(key, grid, trainer.global_step)
 
 
-class ImageLogger(L.Callback):
-    """At the end of training, write reconstruction and sample grids.
+def temporary_priors(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Prior]:
+    """Temporary post-hoc priors of :class:`GenerativeMetrics` that the module lacks, by name.
 
-    Files: ``recon.png`` (originals in the top half, reconstructions below) and
-    ``samples_<prior>.png`` for every available prior, under ``save_dir`` (default: the trainer's
-    log dir). The same grids go to the logger as ``images/recon`` and ``images/samples_<prior>``.
+    Mid-training the module has no fitted "gaussian"/"gmm" prior; GenerativeMetrics fits
+    temporary ones at each run, so grids can show those samplers too.
+    """
+    priors: dict[str, Prior] = {}
+    for callback in trainer.callbacks:
+        if isinstance(callback, GenerativeMetrics):
+            priors.update(callback.latest_priors)
+    return {name: p for name, p in priors.items() if name not in pl_module.posthoc_priors}
+
+
+class ImageLogger(L.Callback):
+    """Every n epochs and at the end of training, write reconstruction and sample grids.
+
+    Files: ``recon.png`` (evaluation images in the top half, their reconstructions below) and
+    ``samples_<prior>.png`` for every available sampler ("standard", "gaussian", "gmm"), under
+    ``save_dir`` (default: the trainer's log dir); periodic grids go to
+    ``images/<name>_epoch=<k>.png`` there. The same grids go to every logger that takes images
+    (W&B, TensorBoard) as ``images/recon`` and ``images/samples_<prior>``.
 
     Args:
         n: Number of images per grid.
         nrow: Images per row.
         save_dir: Folder for the PNG files; the run's log dir when None.
         seed: Seed for the samples, so grids of different runs are comparable.
+        every_n_epochs: Also write grids after every n-th training epoch (None: only at the end).
+        split: DataModule split whose images are reconstructed: "test" or "val".
     """
 
-    def __init__(self, n: int = 64, nrow: int = 8, save_dir: str | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        n: int = 64,
+        nrow: int = 8,
+        save_dir: str | None = None,
+        seed: int = 0,
+        every_n_epochs: int | None = None,
+        split: Literal["test", "val"] = "test",
+    ) -> None:
         self.n, self.nrow, self.save_dir, self.seed = n, nrow, save_dir, seed
+        self.every_n_epochs, self.split = every_n_epochs, split
 
     def _dir(self, trainer: L.Trainer) -> Path:
         path = Path(self.save_dir or trainer.log_dir or trainer.default_root_dir)
@@ -40,25 +71,44 @@ class ImageLogger(L.Callback):
         return path
 
     @torch.no_grad()
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Write the grids (rank zero only)."""
-        if not trainer.is_global_zero:
-            return
+    def grids(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Tensor]:
+        """The grids by name: ``recon`` and ``samples_<prior>``, each (C, H', W') in [0, 1]."""
         was_training = pl_module.training
         pl_module.eval()
         try:
-            out = self._dir(trainer)
-            grids = {}
-            loader = trainer.datamodule.val_dataloader() if trainer.datamodule else None
-            if loader is not None:
-                x = next(iter(loader))[0][: self.n // 2].to(pl_module.device)
-                grids["recon"] = torch.cat([x, pl_module.reconstruct(x)])
-            for name in ["standard", *pl_module.posthoc_priors.keys()]:
-                gen = torch.Generator(device="cpu").manual_seed(self.seed)
-                grids[f"samples_{name}"] = pl_module.sample(self.n, prior=name, generator=gen)
-            for key, images in grids.items():
-                grid = make_grid(images.float().clamp(0, 1).cpu(), nrow=self.nrow, padding=1)
-                save_image(grid, out / f"{key}.png")
-                log_grid(trainer, f"images/{key}", grid)
+            images: dict[str, Tensor] = {}
+            originals = getattr(trainer.datamodule, f"{self.split}_dataset", None)
+            if originals is not None:
+                count = min(self.n // 2, len(originals))
+                x = torch.stack([originals[i][0] for i in range(count)]).to(pl_module.device)
+                images["recon"] = torch.cat([x, pl_module.reconstruct(x)])
+            extra = temporary_priors(trainer, pl_module)
+            for name in ["standard", *pl_module.posthoc_priors.keys(), *extra]:
+                generator = torch.Generator().manual_seed(self.seed)
+                sampler = "prior" if name == "standard" else name
+                batches = sample_batches(pl_module, sampler, self.n, self.n, generator, extra)
+                images[f"samples_{name}"] = next(batches)
+            return {key: make_grid(batch.float().clamp(0, 1).cpu(), nrow=self.nrow, padding=1)
+                    for key, batch in images.items()}
         finally:
             pl_module.train(was_training)
+
+    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, suffix: str = "") -> None:
+        """Save the grids as PNG (``<name><suffix>.png``) and log them (rank zero only)."""
+        if not trainer.is_global_zero:
+            return
+        out = self._dir(trainer)
+        for key, grid in self.grids(trainer, pl_module).items():
+            path = out / (f"images/{key}{suffix}.png" if suffix else f"{key}.png")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_image(grid, path)
+            log_grid(trainer, f"images/{key}", grid)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Periodic grids every ``every_n_epochs`` epochs."""
+        if epoch_due(trainer, self.every_n_epochs):
+            self.write(trainer, pl_module, suffix=f"_epoch={trainer.current_epoch}")
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Final grids, with every sampler fitted by then."""
+        self.write(trainer, pl_module)

@@ -1,0 +1,208 @@
+"""``genae report``: the papers' comparison table from evaluated runs (or their training logs).
+
+Rows are methods, columns the InjFlow paper's FIDs (reconstructions, post-hoc Gaussian "N",
+post-hoc GMM; plus the method's own prior) and SWAE's 5-NN accuracy and reconstruction loss.
+Sources, per run directory given: the ``evaluation*.json`` files ``genae evaluate`` wrote; if
+there are none, the last values logged by ``GenerativeMetrics`` in CSV logs (``metrics.csv``);
+if there are none either, in offline W&B runs (``run-*.wandb``).
+"""
+
+import argparse
+import csv
+import io
+import json
+import math
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+# (column title, metric key, number format)
+METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("Rec. FID", "fid/recon", ".2f"),
+    ("N FID", "fid/gaussian", ".2f"),
+    ("GMM FID", "fid/gmm", ".2f"),
+    ("Prior FID", "fid/prior", ".2f"),
+    ("5-NN acc.", "knn/acc", ".4f"),
+    ("Rec. SSE", "val/rec_sse", ".2f"),
+)
+METRIC_KEYS = tuple(key for _, key, _ in METRIC_COLUMNS)
+
+
+def _cell(value: Any, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return format(value, fmt)
+
+
+def markdown_table(records: list[dict[str, Any]]) -> str:
+    """Records (``genae evaluate``'s JSON) as a markdown table, one row per record."""
+    titles = ["Method", "Dataset", "Steps", *(t for t, _, _ in METRIC_COLUMNS), "FID features"]
+    lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+    for r in records:
+        metrics = r.get("metrics", {})
+        cells = [r.get("name", "?"), r.get("dataset", "?"), _cell(r.get("global_step"), "d"),
+                 *(_cell(metrics.get(key), fmt) for _, key, fmt in METRIC_COLUMNS),
+                 r.get("features") or "–"]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def csv_table(records: list[dict[str, Any]]) -> str:
+    """Records as CSV with full-precision values (one row per record)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["method", "dataset", "global_step", *METRIC_KEYS, "features", "source"])
+    for r in records:
+        metrics = r.get("metrics", {})
+        writer.writerow([r.get("name"), r.get("dataset"), r.get("global_step"),
+                         *(metrics.get(key) for key in METRIC_KEYS), r.get("features"),
+                         r.get("checkpoint") or r.get("source")])
+    return out.getvalue()
+
+
+def _class_names(config_path: Path) -> tuple[str | None, str | None]:
+    """Method and dataset class names from a run's saved LightningCLI ``config.yaml``."""
+    if not config_path.is_file():
+        return None, None
+    config = yaml.safe_load(config_path.read_text()) or {}
+
+    def name(section: str) -> str | None:
+        value = config.get(section)
+        path = value.get("class_path") if isinstance(value, dict) else None
+        return path.rsplit(".", 1)[-1] if path else None
+
+    return name("model"), name("data")
+
+
+def record_from_csv_log(metrics_csv: Path) -> dict[str, Any] | None:
+    """The last logged value of each metric in a CSVLogger ``metrics.csv`` (None if none)."""
+    metrics: dict[str, float] = {}
+    step = None
+    with metrics_csv.open(newline="") as file:
+        for row in csv.DictReader(file):
+            logged = {k: float(row[k]) for k in METRIC_KEYS if row.get(k) not in (None, "")}
+            if logged:
+                metrics.update(logged)
+                step = int(float(row["step"])) if row.get("step") else step
+    if not metrics:
+        return None
+    method, dataset = _class_names(metrics_csv.parent / "config.yaml")
+    return {"name": method or metrics_csv.parent.name, "dataset": dataset or "?",
+            "global_step": step, "metrics": metrics, "features": None,
+            "source": str(metrics_csv)}
+
+
+def wandb_records(run_file: Path) -> Iterator[Any]:
+    """The protobuf records of an offline W&B run file (``run-<id>.wandb``).
+
+    The file is a LevelDB-style log: a 7-byte header, then 32 KiB blocks of chunks, each with
+    a 7-byte header (checksum, length, type: 1 full, 2 first, 3 middle, 4 last).
+    """
+    from wandb.proto import wandb_internal_pb2
+
+    data, block = run_file.read_bytes(), 32768
+    if not data.startswith(b":W&B"):
+        raise ValueError(f"{run_file} is not a W&B run file (expected the ':W&B' header)")
+    pos, pending = 7, b""
+    while pos + 7 <= len(data):
+        if block - pos % block < 7:  # block trailer too short for a header: skip to next block
+            pos += block - pos % block
+            continue
+        _, length, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        if kind == 0 or pos + 7 + length > len(data):  # end, or a chunk still being written
+            break
+        chunk, pos = data[pos + 7:pos + 7 + length], pos + 7 + length
+        pending = chunk if kind in (1, 2) else pending + chunk
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pending)
+            yield record
+
+
+def wandb_run(run_file: Path) -> tuple[Any | None, list[dict[str, Any]]]:
+    """The run record (``run_group``, ``tags``, ...) and the history rows of an offline run."""
+    run, rows = None, []
+    for record in wandb_records(run_file):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run = record.run
+        elif kind == "history":
+            rows.append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
+                         for i in record.history.item})
+    return run, rows
+
+
+def record_from_wandb_run(run_file: Path) -> dict[str, Any] | None:
+    """Last logged metric values, method (tag) and dataset (group) of an offline W&B run."""
+    run, rows = wandb_run(run_file)
+    metrics: dict[str, float] = {}
+    step = None
+    for row in rows:
+        logged = {k: float(row[k]) for k in METRIC_KEYS if k in row}
+        if logged:
+            metrics.update(logged)
+            step = row.get("trainer/global_step", step)
+    if not metrics:
+        return None
+    group = (run.run_group or None) if run is not None else None
+    methods = [t for t in (run.tags if run is not None else []) if t != group]
+    return {"name": methods[0] if methods else run_file.parent.name, "dataset": group or "?",
+            "global_step": step, "metrics": metrics, "features": None, "source": str(run_file)}
+
+
+def collect_records(paths: list[str | Path]) -> list[dict[str, Any]]:
+    """Records from JSON files and run directories (evaluations first, else logs)."""
+    records: list[dict[str, Any]] = []
+    for path in map(Path, paths):
+        if path.is_file() and path.suffix == ".json":
+            records.append(json.loads(path.read_text()))
+            continue
+        if not path.is_dir():
+            raise FileNotFoundError(f"{str(path)!r} is neither a run directory nor a JSON file "
+                                    "written by `genae evaluate`")
+        found = [json.loads(p.read_text()) for p in sorted(path.rglob("evaluation*.json"))]
+        for pattern, read in (("metrics.csv", record_from_csv_log),
+                              ("run-*.wandb", record_from_wandb_run)):
+            if not found:  # the same run logs to both: read one kind of log only
+                found = [r for p in sorted(path.rglob(pattern)) if (r := read(p)) is not None]
+        if not found:
+            raise FileNotFoundError(
+                f"no results under {str(path)!r}: expected evaluation*.json (run `genae evaluate "
+                "--ckpt_path ...` first) or GenerativeMetrics values in metrics.csv / offline W&B "
+                "runs"
+            )
+        records.extend(found)
+    return _unique_names(records)
+
+
+def _unique_names(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tell apart rows that share a method and dataset by their source folder."""
+    keys = [(r.get("name"), r.get("dataset")) for r in records]
+    for record, key in zip(records, keys, strict=True):
+        if keys.count(key) > 1:
+            source = Path(record.get("checkpoint") or record.get("source") or "?")
+            folder = source.parent.parent if source.parent.name == "checkpoints" else source.parent
+            record["name"] = f"{record.get('name')} ({folder.name})"
+    return sorted(records, key=lambda r: str(r.get("dataset")))
+
+
+def report(argv: list[str]) -> str:
+    """``genae report``: one comparison table (markdown and CSV) over several runs."""
+    parser = argparse.ArgumentParser(prog="genae report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="run directories or evaluation JSON files")
+    parser.add_argument("--out", default="report",
+                        help="output prefix: writes PREFIX.md and PREFIX.csv (default: report)")
+    args = parser.parse_args(argv)
+    records = collect_records(args.runs)
+    table = markdown_table(records)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".md").write_text(table)
+    out.with_suffix(".csv").write_text(csv_table(records))
+    print(table, end="")
+    print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.csv')}")
+    return table
