@@ -1,15 +1,22 @@
-"""Fit post-hoc latent priors (full Gaussian, GMM) to the encoded training set."""
+"""Fit post-hoc latent priors (full Gaussian, GMM) to the encoded training set.
+
+Under DDP every process encodes its share of the training set, the codes are gathered in the
+dataset's order, rank 0 fits the priors and broadcasts them: every process ends with the priors
+one process would fit on the whole set.
+"""
 
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.strategies import Strategy
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from genae_lightning.callbacks.reliability import was_interrupted
-from genae_lightning.priors import fit_posthoc_prior
+from genae_lightning.priors import fit_posthoc_prior, prior_from_state
+from genae_lightning.priors.base import Prior
 
 
 @torch.no_grad()
@@ -36,6 +43,42 @@ def encode_dataset(
         raise ValueError("the dataloader yielded no batch: cannot fit a latent prior")
     z = torch.cat(codes)
     return z[:max_samples] if max_samples is not None else z
+
+
+def encode_dataset_distributed(
+    module: L.LightningModule,
+    dataset: Dataset,
+    strategy: Strategy,
+    batch_size: int = 512,
+    max_samples: int | None = None,
+    progress: bool = True,
+) -> Tensor:
+    """Encode the first ``max_samples`` items of ``dataset`` split over the DDP processes.
+
+    Process r of W encodes items r, r + W, r + 2W, ... (padded to the same count with item 0),
+    the codes are gathered from all processes and put back in the dataset's order. Every
+    process must call it; each gets all the codes, (N, d) on the CPU.
+
+    Args:
+        module: The model (``encode`` is run in eval mode).
+        dataset: Map-style dataset of images or ``(image, label)`` pairs.
+        strategy: The trainer's strategy (``trainer.strategy``); one process encodes all.
+        batch_size: Batch size for encoding.
+        max_samples: Encode at most this many (the first ones); all when None.
+        progress: Show a progress bar.
+    """
+    n = len(dataset) if max_samples is None else min(max_samples, len(dataset))  # type: ignore[arg-type]
+    world, rank = strategy.world_size, strategy.global_rank
+    per_process = -(-n // world)
+    share = list(range(rank, n, world))
+    share += [0] * (per_process - len(share))  # equal sizes for all_gather; cut below
+    loader = DataLoader(Subset(dataset, share), batch_size=batch_size, shuffle=False)
+    z = encode_dataset(module, loader, progress=progress)  # (per_process, d)
+    if world == 1:
+        return z
+    gathered = strategy.all_gather(z.to(strategy.root_device))  # (W, per_process, d)
+    # item j of process r is dataset item j * W + r: interleave, then drop the padding
+    return gathered.transpose(0, 1).reshape(-1, z.shape[1])[:n].cpu()
 
 
 class FitLatentPrior(L.Callback):
@@ -69,21 +112,43 @@ class FitLatentPrior(L.Callback):
     ) -> None:
         """Encode ``loader`` and store the fitted priors on ``module`` (the "on demand" entry)."""
         z = encode_dataset(module, loader, self.max_samples, progress)
-        for name in self.priors:
-            module.set_posthoc_prior(name, fit_posthoc_prior(name, z, self.n_components, self.seed))
+        for name, prior in self._fit(z).items():
+            module.set_posthoc_prior(name, prior)
 
-    def _train_loader(self, trainer: L.Trainer) -> DataLoader:
+    def _fit(self, z: Tensor) -> dict[str, Prior]:
+        return {name: fit_posthoc_prior(name, z, self.n_components, self.seed)
+                for name in self.priors}
+
+    def _fit_distributed(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Encode the training set over all processes; rank 0 fits, every process stores."""
+        strategy = trainer.strategy
         dataset: Dataset | None = getattr(trainer.datamodule, "train_dataset", None)
-        if dataset is not None:
-            return DataLoader(dataset, batch_size=self.batch_size, shuffle=False)
-        return trainer.train_dataloader  # type: ignore[return-value]
+        if dataset is None:
+            dataset = getattr(trainer.train_dataloader, "dataset", None)
+        if dataset is None:
+            raise RuntimeError(
+                "FitLatentPrior needs the training set: fit with a DataModule that has a "
+                "train_dataset, or a training DataLoader"
+            )
+        z = encode_dataset_distributed(pl_module, dataset, strategy, self.batch_size,
+                                       self.max_samples, progress=trainer.is_global_zero)
+        # one fit, on rank 0; the same priors everywhere, so sampling and metrics agree
+        fitted = self._fit(z) if strategy.is_global_zero else {}
+        if strategy.world_size > 1:
+            states = strategy.broadcast({k: p.state_dict() for k, p in fitted.items()}, src=0)
+            fitted = {name: prior_from_state(name, state) for name, state in states.items()}
+            for name, prior in fitted.items():
+                prior.load_state_dict(states[name])  # rank 0's values, bit for bit
+        for name, prior in fitted.items():
+            pl_module.set_posthoc_prior(name, prior)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Fit the priors, then rewrite the last checkpoints so they include them."""
         if was_interrupted(trainer):  # the run will resume; fit at its real end
             return
-        self.fit_module(pl_module, self._train_loader(trainer), progress=trainer.is_global_zero)
+        self._fit_distributed(trainer, pl_module)
         for cb in trainer.checkpoint_callbacks:
             last = getattr(cb, "last_model_path", "")
-            if last and Path(last).exists():
+            # decided on rank 0 (which writes checkpoints): saving is collective under DDP
+            if trainer.strategy.broadcast(bool(last) and Path(last).exists(), src=0):
                 trainer.save_checkpoint(last)

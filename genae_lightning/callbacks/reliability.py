@@ -79,7 +79,10 @@ class GracefulInterrupt(L.Callback):
         batch_idx: int,
     ) -> None:
         """At a step boundary after a signal: save and ask the trainer to stop."""
-        if self._signal is None or trainer.should_stop:
+        # under DDP the processes agree (one tiny all-reduce a step): a signal that reached some
+        # of them first stops all at the same step, so the collective save cannot deadlock
+        signalled = trainer.strategy.reduce_boolean_decision(self._signal is not None, all=False)
+        if not signalled or trainer.should_stop:
             return
         path = self.checkpoint_path(trainer)
         trainer.save_checkpoint(path)

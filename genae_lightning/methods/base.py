@@ -146,9 +146,11 @@ class GenerativeAutoencoder(L.LightningModule):
         The global RNG is forked and reseeded, so the noise of a step (J v probes, posterior
         samples, perturbations) is the same whether the run was resumed or not, and the global
         stream outside the step is untouched. Manual-optimisation methods wrap their step in it.
+        Under DDP each process (``global_rank``) draws its own noise for its own batch.
         """
         code = {"train": 0, "val": 1, "test": 2}.get(stage, 3)
-        seed = (int(self.noise_seed) * 1_000_003 + self.global_step * 1009 + batch_idx * 4 + code)
+        seed = (int(self.noise_seed) * 1_000_003 + self.global_step * 1009 + batch_idx * 4 + code
+                + self.global_rank * 2**40)
         seed %= 2**63
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
