@@ -1,5 +1,6 @@
 """Callbacks: penalty schedules, post-hoc prior fitting, image grids."""
 
+from genae_lightning.callbacks.compile import CompileModules
 from genae_lightning.callbacks.fit_prior import FitLatentPrior, encode_dataset
 from genae_lightning.callbacks.images import ImageLogger
 from genae_lightning.callbacks.injflow_diagnostics import InjFlowDiagnostics
@@ -8,6 +9,7 @@ from genae_lightning.callbacks.penalty import PenaltySchedule
 from genae_lightning.callbacks.reliability import GracefulInterrupt, NonFiniteGuard, was_interrupted
 
 __all__ = [
+    "CompileModules",
     "FitLatentPrior",
     "GenerativeMetrics",
     "GracefulInterrupt",

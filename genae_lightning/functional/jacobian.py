@@ -13,6 +13,7 @@ u ~ N(0, I_D).
 """
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -58,6 +59,15 @@ class JacobianEstimate:
     v_sq_norm: Tensor
 
 
+def _eager() -> AbstractContextManager:
+    """``torch.compile``'d modules (``CompileModules``) run eagerly inside this block.
+
+    torch.compile supports neither forward-mode AD nor a second backward through its graphs.
+    """
+    set_stance = getattr(torch.compiler, "set_stance", None)  # torch >= 2.6
+    return set_stance("force_eager") if set_stance is not None else nullcontext()
+
+
 def jvp_forward(fn: Callable[[Tensor], Tensor], z: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
     """Return (fn(z), J_fn(z) v) from one forward-mode pass; differentiable in fn's parameters.
 
@@ -68,7 +78,7 @@ def jvp_forward(fn: Callable[[Tensor], Tensor], z: Tensor, v: Tensor) -> tuple[T
         >>> jv
         tensor([[2., 0., 1.]])
     """
-    with fwAD.dual_level():
+    with fwAD.dual_level(), _eager():
         out_dual = fn(fwAD.make_dual(z, v))
         out, jv = fwAD.unpack_dual(out_dual)
     if jv is None:  # fn does not depend on z
@@ -116,7 +126,8 @@ def vjp_reverse(
     """
     if not z.requires_grad:
         z = z.detach().requires_grad_(True)
-    out = fn(z)
+    with _eager():  # its backward is differentiated again
+        out = fn(z)
     if u is None:
         u = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
     (jtu,) = torch.autograd.grad(out, z, u, create_graph=True)
