@@ -46,7 +46,7 @@ class RAE(GenerativeAutoencoder):
         image_shape: ImageShape = (1, 28, 28),
         latent_dim: int = 32,
         regularizer: Literal["l2", "gp"] = "l2",
-        beta: float = 1e-3,
+        beta: float = 0.01,
         lam: float = 1e-3,
         jvp: JvpMode = "forward",
         fd_eps: float = 0.01,
