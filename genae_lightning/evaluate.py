@@ -20,6 +20,7 @@ from genae_lightning import __version__
 from genae_lightning.checkpoint import load_method
 from genae_lightning.data import ImageDataModule
 from genae_lightning.metrics import FID, SAMPLERS, MetricsConfig, evaluate_generative
+from genae_lightning.metrics.diagnostics import DiagnosticsConfig, dataset_submanifold_metrics
 from genae_lightning.report import markdown_table
 
 
@@ -51,6 +52,7 @@ def evaluate_checkpoint(
     split: str = "test",
     device: str = "cpu",
     name: str | None = None,
+    submanifold: DiagnosticsConfig | None = None,
 ) -> dict[str, Any]:
     """Evaluate one checkpoint on a DataModule; returns the JSON record ``genae report`` reads.
 
@@ -62,6 +64,8 @@ def evaluate_checkpoint(
         split: Evaluation split: "test" or "val".
         device: Torch device for the model and the features.
         name: Row label in tables (default: the method's class name).
+        submanifold: Also the dpVAE diagnostics of VAE-like methods (``skl``, ``nll``,
+            ``fid/low_posterior``, ``leakage/<tau>``) with these sample counts.
     """
     config = config or MetricsConfig()
     start = time.perf_counter()
@@ -78,6 +82,9 @@ def evaluate_checkpoint(
         fid.to(device)
     result = evaluate_generative(model, datamodule.train_dataset, evaluation, fid, config,
                                  dataset_name=type(datamodule).__name__, split=split)
+    if submanifold is not None:
+        result.metrics.update(dataset_submanifold_metrics(
+            model, datamodule.train_dataset, evaluation, fid, submanifold, config.num_samples))
     step = torch.load(path, map_location="cpu", weights_only=False).get("global_step")
     return {
         "name": name or type(model).__name__,
@@ -130,6 +137,10 @@ def build_parser() -> ArgumentParser:
                         help="output JSON (default: evaluation.json in the run's log dir); "
                              "the markdown row goes beside it (.md)")
     parser.add_argument("--progress", type=bool, default=True, help="show progress bars")
+    parser.add_argument("--submanifold", type=bool, default=False,
+                        help="VAE-like methods: also skl, nll, fid/low_posterior, leakage/<tau>")
+    parser.add_argument("--nll_k", type=int, default=1000,
+                        help="importance samples per image of the --submanifold NLL")
     return parser
 
 
@@ -161,7 +172,10 @@ def evaluate(argv: list[str]) -> dict[str, Any]:
         cfg.feature, cfg.feature_extractor_weights_path, cfg.cache_dir,
         input_img_size=(3, height, width), progress=cfg.progress,
     )
-    record = evaluate_checkpoint(ckpt, datamodule, fid, config, cfg.split, cfg.device, cfg.name)
+    diagnostics = DiagnosticsConfig(nll_k=cfg.nll_k, lp_samples=cfg.num_samples,
+                                    batch_size=cfg.batch_size, seed=cfg.seed)
+    record = evaluate_checkpoint(ckpt, datamodule, fid, config, cfg.split, cfg.device, cfg.name,
+                                 diagnostics if cfg.submanifold else None)
     config_path = run_config(ckpt)
     out = Path(cfg.out or (config_path.parent if config_path else ckpt.parent) / "evaluation.json")
     out.parent.mkdir(parents=True, exist_ok=True)

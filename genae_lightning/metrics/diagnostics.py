@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from genae_lightning.functional import diag_gaussian_log_prob, gaussian_nll
 from genae_lightning.metrics.aggregate import aggregate_posterior, require_posterior
@@ -262,3 +262,29 @@ def submanifold_metrics(
         return metrics
     finally:
         model.train(was_training)
+
+
+def dataset_submanifold_metrics(
+    model: nn.Module,
+    train: Dataset,
+    test: Dataset,
+    fid: "FID | None" = None,
+    config: DiagnosticsConfig | None = None,
+    num_images: int = 10_000,
+) -> dict[str, float]:
+    """:func:`submanifold_metrics` on datasets (``genae evaluate --submanifold``).
+
+    q(z) is built from a seeded random subset of ``train``; the real FID statistics of
+    ``fid/low_posterior`` from the first ``num_images`` images of ``test``.
+    """
+    config = config or DiagnosticsConfig()
+    if not callable(getattr(model, "posterior", None)):
+        return {}  # not a VAE: nothing to diagnose
+    shuffled = DataLoader(train, batch_size=config.batch_size, shuffle=True,
+                          generator=torch.Generator().manual_seed(config.seed))
+    test_loader = DataLoader(test, batch_size=config.batch_size)
+    real = None
+    if fid is not None:
+        subset = Subset(test, range(min(num_images, len(test))))
+        real = fid.statistics(_images(b) for b in DataLoader(subset, config.batch_size))
+    return submanifold_metrics(model, shuffled, test_loader, fid, real, config)

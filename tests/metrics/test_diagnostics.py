@@ -1,5 +1,6 @@
 """Submanifold diagnostics: q(z), sKL, importance-sampled NLL, LP/HP latents, leakage, LP-FID."""
 
+import json
 import math
 
 import pytest
@@ -169,3 +170,23 @@ def test_submanifold_metrics_end_to_end(tiny_features) -> None:
     assert set(metrics) == {"skl", "nll", "leakage/-4.0", "leakage/-2.0", "fid/low_posterior"}
     assert all(math.isfinite(v) for k, v in metrics.items() if not k.startswith("leakage"))
     assert model.training, "the model's mode is restored"
+
+
+def test_genae_evaluate_submanifold_option(tmp_path) -> None:
+    from genae_lightning.cli import main
+    from genae_lightning.data import Digits
+    from tests.conftest import tiny_trainer
+
+    torch.manual_seed(0)
+    model = DPVAE(image_shape=Digits.IMAGE_SHAPE, latent_dim=2, flow_layers=2, flow_hidden=8,
+                  backbone=MLPBackbone(hidden=[16]))
+    trainer = tiny_trainer(tmp_path)
+    trainer.fit(model, datamodule=Digits(batch_size=32))
+    trainer.save_checkpoint(tmp_path / "dp.ckpt")
+    out = tmp_path / "eval.json"
+    main(["evaluate", "--ckpt_path", str(tmp_path / "dp.ckpt"), "--data", "Digits", "--no_fid",
+          "true", "--submanifold", "true", "--nll_k", "4", "--num_samples", "32",
+          "--knn_train_samples", "64", "--progress", "false", "--out", str(out)])
+    metrics = json.loads(out.read_text())["metrics"]
+    assert {"skl", "nll", "knn/acc"} <= set(metrics)
+    assert any(k.startswith("leakage/") for k in metrics)
