@@ -18,6 +18,7 @@ from genae_lightning.evaluate import evaluate
 from genae_lightning.features import train_features
 from genae_lightning.loggers import describe_runs
 from genae_lightning.methods import GenerativeAutoencoder
+from genae_lightning.metrics.traversal import traverse
 from genae_lightning.report import report
 
 
@@ -77,6 +78,7 @@ COMMANDS: dict[str, Callable[[list[str]], object]] = {
     "evaluate": evaluate,
     "report": report,
     "train-features": train_features,
+    "traverse": traverse,
 }
 
 

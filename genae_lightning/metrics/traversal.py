@@ -9,6 +9,7 @@ Both return images (and the latents they decode) for ``torchvision.utils.save_im
 """
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -85,3 +86,49 @@ def interpolate(
     if isinstance(prior, DecoupledPrior):
         path = prior.from_base(path)[0]
     return model.decode(path), path
+
+
+def traverse(argv: list[str]) -> Path:
+    """``genae traverse``: latent traversal (and interpolation) grids of a checkpoint, as PNGs."""
+    from jsonargparse import ArgumentParser
+    from torchvision.utils import save_image
+
+    from genae_lightning.checkpoint import load_method
+    from genae_lightning.data import ImageDataModule
+    from genae_lightning.evaluate import _ckpt_argument, saved_data
+
+    parser = ArgumentParser(prog="genae traverse", description=traverse.__doc__)
+    parser.add_argument("--ckpt_path", type=str, required=True, help="checkpoint to traverse")
+    parser.add_subclass_arguments(ImageDataModule, "data", required=False,
+                                  help="its data (default: the run's saved config.yaml)")
+    parser.add_argument("--index", type=int, default=0, help="test image to start from")
+    parser.add_argument("--dims", type=list[int] | None, default=None, help="dimensions (all)")
+    parser.add_argument("--span", type=float, default=5.0, help="+/- standard deviations")
+    parser.add_argument("--steps", type=int, default=11, help="images per row")
+    parser.add_argument("--end_index", type=int | None, default=None,
+                        help="also interpolate from --index to this test image")
+    parser.add_argument("--out", type=str, default="traversal.png", help="output PNG")
+    given = _ckpt_argument(argv)
+    if given is not None and Path(given).is_file() and (data := saved_data(Path(given))):
+        parser.set_defaults(data=data)
+    cfg = parser.parse_args(argv)
+    if cfg.data is None:
+        parser.error("pass the data the checkpoint was trained on, e.g. --data MNIST "
+                     "--data.root ../shared/data")
+    datamodule = parser.instantiate(cfg).data
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    model = load_method(cfg.ckpt_path).eval()
+    x = datamodule.test_dataset[cfg.index][0]
+    images, _ = latent_traversal(model, x, cfg.dims, cfg.span, cfg.steps)
+    out = Path(cfg.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_image(images.clamp(0, 1), out, nrow=cfg.steps, padding=1)
+    print(f"wrote {out}")
+    if cfg.end_index is not None:
+        end = datamodule.test_dataset[cfg.end_index][0]
+        path = out.with_name(f"{out.stem}_interpolation{out.suffix}")
+        save_image(interpolate(model, x, end, cfg.steps)[0].clamp(0, 1), path, nrow=cfg.steps,
+                   padding=1)
+        print(f"wrote {path}")
+    return out

@@ -55,3 +55,21 @@ def test_interpolation_is_linear_in_the_generation_space() -> None:
     assert not torch.allclose(path[1:] - path[:-1], (path[1] - path[0]).expand(5, 3), atol=1e-4)
     _, linear = interpolate(model("standard"), a, b, steps=3)
     torch.testing.assert_close(linear[1], linear[[0, 2]].mean(0))
+
+
+def test_genae_traverse_writes_grids(tmp_path) -> None:
+    from genae_lightning.cli import main
+    from genae_lightning.data import Digits
+    from tests.conftest import tiny_trainer
+
+    torch.manual_seed(0)
+    m = DPVAE(image_shape=Digits.IMAGE_SHAPE, latent_dim=2, flow_layers=2, flow_hidden=8,
+              backbone=MLPBackbone(hidden=[16]))
+    trainer = tiny_trainer(tmp_path)
+    trainer.fit(m, datamodule=Digits(batch_size=32))
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    out = tmp_path / "grid.png"
+    main(["traverse", "--ckpt_path", str(tmp_path / "m.ckpt"), "--data", "Digits",
+          "--steps", "5", "--end_index", "3", "--out", str(out)])
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "grid_interpolation.png").is_file()
