@@ -8,7 +8,7 @@ with ``genae train-features`` ("classifier FID": not comparable with the papers'
 Without the evaluation commands (or with --no_eval) only the validation reconstruction MSE is
 reported.
 
-    python bench/baselines_mnist.py --data_root ../shared/data --steps 300 --width 0.25
+    python bench/baselines_mnist.py --data_root ../shared/data --steps 200 --width 0.125
 
 Writes ``<out>/<method>/`` (CSV logs, last.ckpt, evaluation.json) and ``<out>/report.md``.
 """
@@ -47,15 +47,17 @@ BASELINES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "injflow": ("InjFlow", "InjFlow", {"bound": "linear", "prior_weight": 0.01}),
     "injflow_ln": ("InjFlow-ln", "InjFlow", {"bound": "log", "prior_weight": 0.01}),
 }
+DEFAULT = [key for key in BASELINES if not key.startswith("injflow")]
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data_root", default="../shared/data", help="holds MNIST/raw")
     parser.add_argument("--out", default="outputs/bench_baselines", help="output folder")
-    parser.add_argument("--methods", default=",".join(BASELINES), help="comma-separated keys")
-    parser.add_argument("--steps", type=int, default=300, help="optimizer steps per method")
-    parser.add_argument("--width", type=float, default=0.25, help="ConvBackbone width")
+    parser.add_argument("--methods", default=",".join(DEFAULT),
+                        help=f"comma-separated keys of {list(BASELINES)} (default: no InjFlow)")
+    parser.add_argument("--steps", type=int, default=200, help="optimizer steps per method")
+    parser.add_argument("--width", type=float, default=0.125, help="ConvBackbone width")
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--latent_dim", type=int, default=32)
     parser.add_argument("--eval_samples", type=int, default=2000,
@@ -66,6 +68,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--feature", default=None,
                         help="classifier from `genae train-features` (trained here if absent)")
     parser.add_argument("--no_eval", action="store_true", help="train and report val MSE only")
+    parser.add_argument("--reuse", action="store_true",
+                        help="skip methods already trained in --out (their train.json exists)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args()
@@ -74,13 +78,15 @@ def parse_args() -> argparse.Namespace:
 def train(key: str, args: argparse.Namespace) -> dict[str, Any]:
     """Train one baseline; returns its row (validation MSE, time) and checkpoint path."""
     label, class_name, kwargs = BASELINES[key]
+    run_dir = Path(args.out) / key
+    if args.reuse and (run_dir / "train.json").is_file():
+        return json.loads((run_dir / "train.json").read_text())
     L.seed_everything(args.seed, verbose=False)
     model = getattr(methods, class_name)(
         image_shape=MNIST.IMAGE_SHAPE, latent_dim=args.latent_dim,
         backbone=ConvBackbone(preset="mnist", width=args.width), **kwargs,
     )
     data = MNIST(root=args.data_root, batch_size=args.batch_size, seed=args.seed)
-    run_dir = Path(args.out) / key
     callbacks: list[L.Callback] = [
         ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0),
         FitLatentPrior(n_components=10, max_samples=args.prior_samples),
@@ -99,8 +105,10 @@ def train(key: str, args: argparse.Namespace) -> dict[str, Any]:
     seconds = time.perf_counter() - start
     val_mse = float(trainer.callback_metrics["val/rec_mse"])
     print(f"{label}: val/rec_mse {val_mse:.5f} after {trainer.global_step} steps, {seconds:.0f} s")
-    return {"key": key, "label": label, "val_rec_mse": val_mse, "steps": trainer.global_step,
-            "seconds": round(seconds, 1), "ckpt": str(run_dir / "checkpoints" / "last.ckpt")}
+    row = {"key": key, "label": label, "val_rec_mse": val_mse, "steps": trainer.global_step,
+           "seconds": round(seconds, 1), "ckpt": str(run_dir / "checkpoints" / "last.ckpt")}
+    (run_dir / "train.json").write_text(json.dumps(row, indent=2) + "\n")
+    return row
 
 
 def evaluate(row: dict[str, Any], feature: str, args: argparse.Namespace) -> None:
