@@ -157,3 +157,13 @@ def test_real_mnist_in_memory_matches_the_dataloader_path(shared_data) -> None:
     first = next(iter(train))
     expected = next(iter(loader.train_dataloader()))
     assert_same([first], [expected])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_batches_are_made_on_the_gpu() -> None:
+    data = datamodule(True)
+    cuda = memory_loader(data.train_dataset, 8, True, 0, torch.device("cuda"))
+    x, y = next(iter(cuda))
+    assert x.is_cuda and y.is_cuda and cuda.images.dtype == torch.uint8
+    assert_same([(x.cpu(), y.cpu())], [next(iter(data.train_dataloader()))])
