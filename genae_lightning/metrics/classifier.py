@@ -90,10 +90,11 @@ class ClassifierFeatures(nn.Module):
 
     Args:
         classifier: The trained classifier.
-        feature_id: Name of these features in cache keys (e.g. derived from the weights file).
+        feature_id: Name of these features in cache keys (e.g. derived from the weights file);
+            a hash of the weights when None.
     """
 
-    def __init__(self, classifier: SmallClassifier, feature_id: str = "classifier") -> None:
+    def __init__(self, classifier: SmallClassifier, feature_id: str | None = None) -> None:
         super().__init__()
         self.classifier = classifier.eval().requires_grad_(False)
         self.num_features = classifier.num_features

@@ -142,7 +142,9 @@ class FID:
         if name in self._memory:
             return self._memory[name]
         path = None if self.cache_dir is None else self.cache_dir / f"{name}.pt"
-        if path is not None and path.is_file():
+        found = path is not None and path.is_file()
+        # every process must take the same branch: computing the statistics is a collective
+        if int(self.reduce(torch.tensor(0 if found else 1)).item()) == 0:
             saved = torch.load(path, map_location="cpu", weights_only=True)
             stats = FeatureStats(saved["total"], saved["outer"], saved["count"])
         else:
