@@ -63,8 +63,7 @@ def train(prior: str, dm: Moons, args: argparse.Namespace) -> L.LightningModule:
                              output_activation="identity"),
         optimizer=lambda p: torch.optim.Adam(p, lr=args.lr), **kwargs,
     )
-    steps = 2 * args.steps if class_name == "FactorVAE" else args.steps  # two optimizers
-    trainer = L.Trainer(accelerator="cpu", max_steps=steps, limit_val_batches=0, logger=False,
+    trainer = L.Trainer(accelerator="cpu", max_steps=args.steps, limit_val_batches=0, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, num_sanity_val_steps=0)
     start = time.perf_counter()

@@ -178,8 +178,8 @@ class FactorVAE(DPVAE):
     Manual optimisation, one encoder pass per batch: first the VAE (encoder, decoder, flow) on
     ``loss``, in which D's weights are detached so the VAE loss never reaches them; then D on
     BCE(D(z_a), 1) + BCE(D(permute_dims(z_b)), 0) from the two halves of the batch's detached
-    codes, with its own optimizer. ``global_step`` counts both optimizers' steps, so N
-    iterations are ``max_steps: 2N`` (as in WAEGAN).
+    codes, with its own optimizer. ``global_step`` (so ``max_steps``) counts iterations: only
+    the VAE's optimizer step is counted (as in WAEGAN).
 
     Args:
         image_shape: (C, H, W) of the data.
@@ -239,19 +239,24 @@ class FactorVAE(DPVAE):
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
         """One VAE step, then one discriminator step, from a single encoder pass."""
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        opt_vae, opt_d = self.optimizers()
-        with self.step_rng(batch_idx, "train"):
+        if not self._input_checked:
+            self._check_input(x)
+            self._check_pixel_range(x)
+        with self.step_rng(batch_idx, "train"):  # the same noise whether resumed or not
             out, z = self.loss_and_codes(x)
-            if not self.check_finite(out):
-                return None
-            opt_vae.zero_grad()
-            self.manual_backward(out.total)
-            opt_vae.step()
             disc = self.discriminator_objective(z)
-            opt_d.zero_grad()
-            self.manual_backward(disc)
-            opt_d.step()
-        self.log_loss(LossOutput(out.total, {**out.terms, "disc": disc}), "train", x.shape[0])
+        logged = LossOutput(out.total, {**out.terms, "disc": disc})
+        if not self.check_finite(logged):
+            return None  # skipped: no optimizer step
+        opt_vae, opt_d = self.optimizers()
+        # global_step counts iterations, as in WAEGAN: D's step is kept out of Lightning's count
+        opt_d._on_before_step = lambda: self.trainer.profiler.start("optimizer_step")
+        opt_d._on_after_step = lambda: self.trainer.profiler.stop("optimizer_step")
+        for opt, objective in ((opt_vae, out.total), (opt_d, disc)):
+            opt.zero_grad()
+            self.manual_backward(objective)
+            opt.step()
+        self.log_loss(logged, "train", x.shape[0])
         return out.total.detach()
 
     def configure_optimizers(self) -> Any:
