@@ -12,15 +12,16 @@ Three markdown tables for docs/benchmarks.md:
 
 Images are random uint8 tensors of the dataset's shape (the compute does not depend on the
 pixel values). A case's speed is ``steps * batch / seconds`` over ``steps`` timed steps after
-``warmup`` untimed ones (bf16 kernels are built during the first two). On CPU, denormal floats
-are flushed to zero (``torch.set_flush_denormal``) unless ``--keep-denormals``: float32
-training otherwise slows down several times once small gradients and Adam moments turn
-denormal; the setting applies to ours and pythae's alike.
+``warmup`` untimed ones (bf16 kernels are built during the first two). ``img/CPU-s`` divides by
+the CPU time of the process instead of wall time: on a machine shared with other jobs it does
+not depend on their load (use ``--threads 1`` there, so that no thread waits for another).
+``--flush-denormals`` flushes denormal floats to zero (``torch.set_flush_denormal``), for ours
+and pythae's alike.
 
     python bench/throughput.py [--datasets mnist cifar] [--widths 0.25 1.0] [--steps 3]
         [--warmup 2] [--batch 128] [--precisions 32-true bf16-mixed] [--methods AE VAE ...]
         [--accelerator cpu|gpu] [--threads N] [--no-loaders] [--pythae] [--no-lightning]
-        [--keep-denormals]
+        [--flush-denormals]
 """
 
 import argparse
@@ -284,8 +285,8 @@ def pythae_table(args: argparse.Namespace) -> None:
              str(args.warmup), "--batch", str(args.batch), "--accelerator", args.accelerator]
     if args.threads:
         child += ["--threads", str(args.threads)]
-    if args.keep_denormals:
-        child.append("--keep-denormals")
+    if args.flush_denormals:
+        child.append("--flush-denormals")
     print(f"\npythae {PYTHAE_VERSION} in {args.pythae_venv}")
     print("\n| data | width | model | ours steps/s | pythae steps/s | ours / pythae | "
           "ours / pythae (CPU time) |\n|---|---|---|---|---|---|---|")
@@ -313,7 +314,7 @@ def machine(args: argparse.Namespace) -> str:
             else [platform.processor()]
         device = f"{names[0] if names else platform.machine()}, {os.cpu_count()} cores"
     load = " ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    denormals = "kept" if args.keep_denormals else "flushed"
+    denormals = "flushed" if args.flush_denormals else "kept"
     return (f"{device}; torch {torch.__version__} ({torch.get_num_threads()} threads); batch "
             f"{args.batch}; {args.steps} timed steps after {args.warmup}; denormals {denormals}; "
             f"load average {load}")
@@ -327,8 +328,8 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--precisions", nargs="+", default=["32-true", "bf16-mixed"])
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--steps", type=int, default=3)
-    parser.add_argument("--keep-denormals", action="store_true",
-                        help="do not flush denormal floats to zero on CPU")
+    parser.add_argument("--flush-denormals", action="store_true",
+                        help="flush denormal floats to zero on CPU")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--accelerator", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--threads", type=int, default=None)
@@ -345,7 +346,7 @@ def parse() -> argparse.Namespace:
 
 def main() -> None:
     args = parse()
-    if not args.keep_denormals:
+    if args.flush_denormals:
         torch.set_flush_denormal(True)
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
