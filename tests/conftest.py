@@ -11,6 +11,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("GENAE_OFFLINE", "1")  # never download FID weights from a test
 torch.set_num_threads(1)  # tiny models: one thread per process is fastest
 
 
