@@ -91,7 +91,7 @@ class InMemoryLoader(ResumablePosition):
             )
         self.images, self.labels = images, labels
         self.sampler = sampler
-        self.batch_sampler = None  # as on a DataLoader that batches its sampler (Lightning reads it)
+        self.batch_sampler = None  # as on a DataLoader batching its sampler (Lightning reads it)
         self.batch_size, self.drop_last = batch_size, drop_last
         self._progress = progress or (lambda: (0, 0))
         self.dataset = dataset
