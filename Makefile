@@ -22,7 +22,7 @@ demo: $(VENV)/.installed
 	@echo "grids written to outputs/quickstart/ (recon.png, samples_gmm.png, ...)"
 
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

@@ -8,7 +8,9 @@ from genae_lightning.backbones import ConvBackbone, MLPBackbone
 
 
 def conv_channels(module: nn.Module) -> list[int]:
-    return [m.out_channels for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    return [
+        m.out_channels for m in module.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))
+    ]
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (3, 64, 64), (1, 8, 8), (2, 12, 16)])
@@ -28,8 +30,13 @@ def test_conv_round_trip_shapes(shape) -> None:
     [
         ((1, 28, 28), [64, 128, 256, 512, 512], [512, 256, 128, 64, 1], 32, 7 * 7 * 256),
         ((3, 32, 32), [128, 256, 512, 1024, 1024], [1024, 512, 256, 128, 128, 3], 128, 8 * 8 * 512),
-        ((3, 64, 64), [128, 256, 512, 1024, 1024], [1024, 512, 256, 128, 128, 3], 128,
-         16 * 16 * 512),
+        (
+            (3, 64, 64),
+            [128, 256, 512, 1024, 1024],
+            [1024, 512, 256, 128, 128, 3],
+            128,
+            16 * 16 * 512,
+        ),
     ],
 )
 def test_width_one_has_the_papers_channel_counts(shape, encoder, decoder, latent, fc) -> None:

@@ -25,17 +25,30 @@ def smoke_config(config: Path, tmp_path: Path) -> dict:
     data_cls = _import(cfg["data"]["class_path"])
     cfg["data"] = {
         "class_path": "genae_lightning.data.SyntheticImages",
-        "init_args": {"image_shape": list(data_cls.IMAGE_SHAPE), "num_samples": 24, "batch_size": 4},
+        "init_args": {
+            "image_shape": list(data_cls.IMAGE_SHAPE),
+            "num_samples": 24,
+            "batch_size": 4,
+        },
     }
     trainer = cfg.setdefault("trainer", {})
-    trainer.update(max_steps=2, default_root_dir=str(tmp_path), accelerator="cpu", devices=1,
-                   enable_progress_bar=False, num_sanity_val_steps=0, log_every_n_steps=1)
+    trainer.update(
+        max_steps=2,
+        default_root_dir=str(tmp_path),
+        accelerator="cpu",
+        devices=1,
+        enable_progress_bar=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=1,
+    )
     trainer.pop("val_check_interval", None)
     trainer.pop("check_val_every_n_epoch", None)
     # local CSV logs only: W&B runs are covered by their own offline test, and starting one per
     # config would dominate this test's time
-    trainer["logger"] = {"class_path": "lightning.pytorch.loggers.CSVLogger",
-                         "init_args": {"save_dir": str(tmp_path)}}
+    trainer["logger"] = {
+        "class_path": "lightning.pytorch.loggers.CSVLogger",
+        "init_args": {"save_dir": str(tmp_path)},
+    }
     for callback in trainer.get("callbacks") or []:
         if callback.get("class_path", "").endswith("GenerativeMetrics"):
             callback.setdefault("init_args", {})["num_samples"] = 16
@@ -60,7 +73,9 @@ def test_config_trains_two_steps(config, tmp_path, monkeypatch) -> None:
     path.write_text(yaml.safe_dump(smoke_config(config, tmp_path)))
     main(["fit", "--config", str(path)])
     ckpts = sorted(tmp_path.rglob("last.ckpt")) or sorted(tmp_path.rglob("*.ckpt"))
-    if ckpts:  # configs with a ModelCheckpoint: the checkpoint reloads through genae sample's loader
+    if (
+        ckpts
+    ):  # configs with a ModelCheckpoint: the checkpoint reloads through genae sample's loader
         model = load_method(ckpts[0])
         assert model.sample(2).shape[1:] == model.image_shape
         assert torch.isfinite(model.sample(2)).all()

@@ -1,4 +1,4 @@
-"""Property tests: for random small shapes and hyperparameters, losses, gradients, samples behave."""
+"""Property tests: random small shapes and hyperparameters give finite losses and gradients."""
 
 import torch
 from hypothesis import given, settings
@@ -21,25 +21,44 @@ def check(model, shape, batch: int) -> None:
 
 
 @settings(max_examples=12, deadline=None)
-@given(shape=shapes, latent=st.integers(1, 6), batch=st.integers(2, 5),
-       bound=st.sampled_from(["log", "linear"]),
-       jvp=st.sampled_from(["forward", "finite_difference", "reverse"]),
-       prior_weight=st.sampled_from([0.0, 1e-4, 1e-2, 1.0]), eta=st.floats(1e-3, 1.0),
-       conv=st.booleans())
+@given(
+    shape=shapes,
+    latent=st.integers(1, 6),
+    batch=st.integers(2, 5),
+    bound=st.sampled_from(["log", "linear"]),
+    jvp=st.sampled_from(["forward", "finite_difference", "reverse"]),
+    prior_weight=st.sampled_from([0.0, 1e-4, 1e-2, 1.0]),
+    eta=st.floats(1e-3, 1.0),
+    conv=st.booleans(),
+)
 def test_injflow_properties(shape, latent, batch, bound, jvp, prior_weight, eta, conv) -> None:
     conv = conv and min(shape[1:]) >= 8  # smaller images are refused by ConvBackbone
     backbone = ConvBackbone(width=0.05) if conv else MLPBackbone(hidden=[8])
-    model = InjFlow(image_shape=shape, latent_dim=latent, bound=bound, jvp=jvp,
-                    prior_weight=prior_weight, eta=eta, backbone=backbone)
+    model = InjFlow(
+        image_shape=shape,
+        latent_dim=latent,
+        bound=bound,
+        jvp=jvp,
+        prior_weight=prior_weight,
+        eta=eta,
+        backbone=backbone,
+    )
     check(model, shape, batch)
 
 
 @settings(max_examples=8, deadline=None)
-@given(shape=shapes, latent=st.integers(1, 6), batch=st.integers(2, 5),
-       sigma=st.sampled_from([0.001, 0.01, 0.1, 1.0]))
+@given(
+    shape=shapes,
+    latent=st.integers(1, 6),
+    batch=st.integers(2, 5),
+    sigma=st.sampled_from([0.001, 0.01, 0.1, 1.0]),
+)
 def test_vae_and_ae_properties(shape, latent, batch, sigma) -> None:
-    check(VAE(image_shape=shape, latent_dim=latent, sigma=sigma, backbone=MLPBackbone(hidden=[8])),
-          shape, batch)
+    check(
+        VAE(image_shape=shape, latent_dim=latent, sigma=sigma, backbone=MLPBackbone(hidden=[8])),
+        shape,
+        batch,
+    )
     check(AE(image_shape=shape, latent_dim=latent, backbone=MLPBackbone(hidden=[8])), shape, batch)
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.callbacks import NonFiniteGuard

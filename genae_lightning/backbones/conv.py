@@ -15,7 +15,8 @@ the appendix's MNIST decoder ends in "ConvT 64" for a one-channel image, read he
 its CIFAR-10 and CelebA decoders list four stride-2 ConvTs after an 8x8 (16x16) FC, which would
 give 128x128 (256x256) images, so the last two run at stride 1 and the output equals the input
 shape. Stride-1 transposed convolutions with an even kernel cannot keep the size, so stride-1
-"ConvT" layers are size-preserving ``Conv2d`` layers (the same map family and parameter count). Any image
+"ConvT" layers are size-preserving ``Conv2d`` layers (the same map family and parameter count).
+Any image
 whose height and width are divisible by 4 works with any layout.
 """
 
@@ -138,7 +139,8 @@ class ConvBackbone(Backbone):
                 raise ValueError(
                     f"image_shape {tuple(image_shape)} is too small for ConvBackbone's encoder "
                     f"(stride-2 convs with kernel {layout.kernel} need feature maps of at least "
-                    f"{layout.kernel - 2 * ((layout.kernel - 1) // 2)} pixels); use images of at least "
+                    f"{layout.kernel - 2 * ((layout.kernel - 1) // 2)} pixels); use images of at "
+                    "least "
                     "8x8 or MLPBackbone"
                 )
             n_out = self._ch(channels)

@@ -33,11 +33,14 @@ class PenaltySchedule(L.Callback):
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Fail early when the module has no penalty to schedule."""
-        missing = [t for t in self.targets if not isinstance(getattr(pl_module, t, None), torch.Tensor)]
+        missing = [
+            t for t in self.targets if not isinstance(getattr(pl_module, t, None), torch.Tensor)
+        ]
         if missing:
             raise ValueError(
                 f"PenaltySchedule sets {list(self.targets)}, but {type(pl_module).__name__} has no "
-                f"tensor attribute(s) {missing}; remove the callback or use a method with penalties "
+                f"tensor attribute(s) {missing}; remove the callback or use a method with "
+                "penalties "
                 "(e.g. InjFlow)"
             )
 
@@ -59,6 +62,7 @@ class PenaltySchedule(L.Callback):
         saved = (state_dict.get("nu"), state_dict.get("scale"))
         if saved != (self.nu, self.scale):
             raise ValueError(
-                f"resuming with PenaltySchedule(nu={self.nu}, scale={self.scale}) but the checkpoint "
+                f"resuming with PenaltySchedule(nu={self.nu}, scale={self.scale}) but the "
+                "checkpoint "
                 f"was trained with nu={saved[0]}, scale={saved[1]}; use the checkpoint's values"
             )

@@ -8,7 +8,9 @@ from torch import Tensor
 from genae_lightning.functional.precision import at_least_float32
 
 
-def reparameterize(mean: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+def reparameterize(
+    mean: Tensor, logvar: Tensor, generator: torch.Generator | None = None
+) -> Tensor:
     """Draw z = mean + exp(logvar / 2) * eps with eps ~ N(0, I), differentiable in mean and logvar.
 
     Args:

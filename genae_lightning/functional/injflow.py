@@ -28,7 +28,9 @@ def log_frobenius_term(sq_norm: Tensor, v_sq_norm: Tensor, latent_dim: int, eta:
     return 0.5 * latent_dim * torch.log(_clamped(sq_norm, v_sq_norm, eta))
 
 
-def linear_frobenius_term(sq_norm: Tensor, v_sq_norm: Tensor, eta: float, lam: float = 1.0) -> Tensor:
+def linear_frobenius_term(
+    sq_norm: Tensor, v_sq_norm: Tensor, eta: float, lam: float = 1.0
+) -> Tensor:
     """(1 / (2 lambda)) max(||J v||^2, eta^2 ||v||^2): the Jacobian term of objective (10).
 
     Example:
@@ -58,7 +60,7 @@ def injectivity_penalty(sq_norm: Tensor, v_sq_norm: Tensor, eta: float) -> Tenso
 
 
 def penalty_coefficient(step: int, nu: float, scale: float = 1000.0) -> float:
-    """The penalty schedule mu_i = 1 + i^nu / scale of the InjFlow paper (scale 1000, nu in {1, 1.3}).
+    """The InjFlow paper's penalty schedule mu_i = 1 + i^nu / scale (scale 1000, nu in {1, 1.3}).
 
     Example:
         >>> penalty_coefficient(0, 1.0)

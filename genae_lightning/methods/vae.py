@@ -15,7 +15,8 @@ class VAE(GenerativeAutoencoder):
 
     The loss is the negative ELBO, ``||x - g(z)||^2 / (2 sigma^2) + const + KL(q || p)``. Scaled
     by sigma^2 it is ``1/2 ||x - g(z)||^2 + sigma^2 KL``, so sigma^2 plays beta of beta-VAE, as in
-    the InjFlow paper's baselines (VAE: sigma = 1; beta-VAE: sigma in {0.001, 0.01, 0.05, 0.1, 0.5}).
+    the InjFlow paper's baselines (VAE: sigma = 1; beta-VAE: sigma in
+    {0.001, 0.01, 0.05, 0.1, 0.5}).
 
     Args:
         image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.

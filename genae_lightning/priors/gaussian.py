@@ -38,15 +38,19 @@ class FullCovGaussian(Prior):
     def __init__(self, mean: Tensor, cov: Tensor) -> None:
         super().__init__(mean.shape[0])
         if cov.shape != (self.dim, self.dim):
-            raise ValueError(f"cov must have shape ({self.dim}, {self.dim}), got {tuple(cov.shape)}")
+            raise ValueError(
+                f"cov must have shape ({self.dim}, {self.dim}), got {tuple(cov.shape)}"
+            )
         self.register_buffer("mean", mean.detach().clone().float())
         self.register_buffer("scale_tril", torch.linalg.cholesky(cov.detach().double()).float())
 
     @classmethod
     def fit(cls, z: Tensor, reg: float = 1e-6) -> "FullCovGaussian":
-        """Maximum-likelihood fit to latents z of shape (N, dim), with ``reg`` added to the diagonal."""
+        """Maximum-likelihood fit to latents z of shape (N, dim), plus ``reg`` on the diagonal."""
         if z.dim() != 2 or z.shape[0] < 2:
-            raise ValueError(f"need at least 2 latents of shape (N, dim) to fit, got {tuple(z.shape)}")
+            raise ValueError(
+                f"need at least 2 latents of shape (N, dim) to fit, got {tuple(z.shape)}"
+            )
         z = z.detach().double()
         mean = z.mean(dim=0)
         centred = z - mean

@@ -34,7 +34,12 @@ class GaussianMixture(Prior):
 
     @classmethod
     def fit(
-        cls, z: Tensor, n_components: int = 10, seed: int = 0, reg: float = 1e-6, max_iter: int = 100
+        cls,
+        z: Tensor,
+        n_components: int = 10,
+        seed: int = 0,
+        reg: float = 1e-6,
+        max_iter: int = 100,
     ) -> "GaussianMixture":
         """Fit by EM (scikit-learn, full covariances) to latents z of shape (N, dim)."""
         from sklearn.mixture import GaussianMixture as SkGMM
@@ -44,11 +49,18 @@ class GaussianMixture(Prior):
                 f"need at least n_components={n_components} latents of shape (N, dim) to fit a "
                 f"GMM, got {tuple(z.shape)}"
             )
-        gmm = SkGMM(n_components, covariance_type="full", reg_covar=reg, random_state=seed,
-                    max_iter=max_iter)
+        gmm = SkGMM(
+            n_components,
+            covariance_type="full",
+            reg_covar=reg,
+            random_state=seed,
+            max_iter=max_iter,
+        )
         gmm.fit(z.detach().double().cpu().numpy())
         return cls(
-            torch.as_tensor(gmm.weights_), torch.as_tensor(gmm.means_), torch.as_tensor(gmm.covariances_)
+            torch.as_tensor(gmm.weights_),
+            torch.as_tensor(gmm.means_),
+            torch.as_tensor(gmm.covariances_),
         )
 
     def _distribution(self) -> torch.distributions.MixtureSameFamily:

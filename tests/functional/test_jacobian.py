@@ -22,7 +22,9 @@ def small_decoder(batch_norm: bool = False) -> nn.Module:
 
 def exact_jacobians(fn: nn.Module, z: torch.Tensor) -> torch.Tensor:
     """(B, D, d): per-example Jacobians, computed one example at a time."""
-    return torch.stack([torch.autograd.functional.jacobian(lambda u: fn(u[None])[0], zi) for zi in z])
+    return torch.stack(
+        [torch.autograd.functional.jacobian(lambda u: fn(u[None])[0], zi) for zi in z]
+    )
 
 
 def test_forward_mode_is_exact() -> None:

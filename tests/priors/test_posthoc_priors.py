@@ -15,7 +15,9 @@ from tests.conftest import tiny_trainer
 def test_full_gaussian_fit_recovers_mean_and_covariance() -> None:
     gen = torch.Generator().manual_seed(0)
     cov = torch.tensor([[2.0, 0.6], [0.6, 0.5]])
-    z = torch.randn(20000, 2, generator=gen) @ torch.linalg.cholesky(cov).T + torch.tensor([1.0, -2.0])
+    z = torch.randn(20000, 2, generator=gen) @ torch.linalg.cholesky(cov).T + torch.tensor(
+        [1.0, -2.0]
+    )
     prior = FullCovGaussian.fit(z)
     torch.testing.assert_close(prior.mean, torch.tensor([1.0, -2.0]), atol=0.05, rtol=0)
     torch.testing.assert_close(prior.cov, cov, atol=0.06, rtol=0)
@@ -48,7 +50,8 @@ def test_standard_normal_log_prob() -> None:
     prior = StandardNormal(3)
     z = torch.randn(4, 3)
     torch.testing.assert_close(
-        prior.log_prob(z), torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(1))
+        prior.log_prob(z), torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(1)
+    )
     with pytest.raises(ValueError, match="shape \\(batch, 3\\)"):
         prior.log_prob(torch.randn(4, 2))
 
@@ -73,8 +76,9 @@ def test_fitted_priors_survive_a_checkpoint(tmp_path) -> None:
     reloaded = load_method(ckpt)
     for name in ("gaussian", "gmm"):
         z = torch.randn(5, 3)
-        torch.testing.assert_close(reloaded.get_prior(name).log_prob(z),
-                                   model.get_prior(name).log_prob(z))
+        torch.testing.assert_close(
+            reloaded.get_prior(name).log_prob(z), model.get_prior(name).log_prob(z)
+        )
         a = model.sample(4, prior=name, generator=torch.Generator().manual_seed(1))
         b = reloaded.sample(4, prior=name, generator=torch.Generator().manual_seed(1))
         torch.testing.assert_close(a, b)
