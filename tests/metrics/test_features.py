@@ -11,6 +11,7 @@ from genae_lightning.metrics.features import INCEPTION_URL, inception_cache_path
 def empty_hub(tmp_path, monkeypatch):
     """An empty torch.hub cache, and any download attempt fails (no test downloads anything)."""
     monkeypatch.setattr(torch.hub, "_hub_dir", str(tmp_path / "hub"))
+    monkeypatch.delenv("GENAE_OFFLINE", raising=False)  # conftest forbids downloads by default
 
     def offline(url, dst, *args, **kwargs):
         raise urllib.error.URLError("no network in tests")
