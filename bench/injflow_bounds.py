@@ -1,0 +1,237 @@
+"""InjFlow study: measured gaps of the bounds (4)/(5), and penalty vs augmented Lagrangian.
+
+Trains InjFlow four times per seed at an equal number of steps, from the same initial weights and
+data order: bound log (eq. 9) and linear (eq. 10, lambda = 1), each with the paper's penalty
+schedule (mu = mu_in = 1 + i / 1000) and with ``constraint="augmented_lagrangian"`` (default
+kappa = 0, dual step sizes 1e-3 / 1, mu = mu_in = 1 fixed). ``InjFlowDiagnostics`` measures the
+exact (1/2) ln det(J^T J), the bounds and the spectrum on a fixed validation batch (eval mode)
+five times per run; at the end, ``evaluate_generative`` reports the reconstruction error of the
+test images and classifier FID of reconstructions and of post-hoc Gaussian / GMM samples.
+Prints markdown tables (docs/injflow.md) and writes results.json and the spectrum PNGs.
+
+    python bench/injflow_bounds.py --dataset digits --steps 1500 --seeds 0 1 2
+    python bench/injflow_bounds.py --dataset mnist --data-root /work/shared/data --steps 300
+
+The feature classifier of classifier FID is trained first when ``--feature`` does not exist
+(the same as ``genae train-features``), so the run needs no network.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+from genae_lightning.backbones import Backbone, ConvBackbone, MLPBackbone
+from genae_lightning.callbacks import InjFlowDiagnostics, PenaltySchedule
+from genae_lightning.data import MNIST, Digits, ImageDataModule
+from genae_lightning.features import train_classifier
+from genae_lightning.methods import InjFlow
+from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
+
+BOUNDS = ("log", "linear")
+SHORT = {"penalty": "penalty", "augmented_lagrangian": "AL"}
+PAPER_SCALE = 1000.0
+Config = tuple[str, str, float | None]  # bound, constraint, PenaltySchedule scale (penalty only)
+GAPS = ["gap_log", "gap_linear", "gap_log_est", "gap_linear_est"]
+
+
+def datamodule(args: argparse.Namespace) -> ImageDataModule:
+    """The data of the study: MNIST (thin conv net) or scikit-learn's digits (quickstart MLP)."""
+    if args.dataset == "mnist":
+        return MNIST(root=args.data_root, batch_size=args.batch_size, seed=0, download=False)
+    return Digits(batch_size=args.batch_size, seed=0)
+
+
+def backbone(args: argparse.Namespace) -> Backbone:
+    """ConvBackbone(mnist, width) for MNIST, MLPBackbone([256, 256]) as configs/quickstart.yaml."""
+    if args.dataset == "mnist":
+        return ConvBackbone(preset="mnist", width=args.width)
+    return MLPBackbone(hidden=[256, 256])
+
+
+def feature_file(args: argparse.Namespace, out: Path) -> Path:
+    """The classifier-FID feature classifier: ``--feature``, trained here when missing."""
+    path = Path(args.feature or out / f"{args.dataset}_classifier.pt")
+    if not path.is_file():
+        dm = datamodule(args)
+        model, acc = train_classifier(dm, epochs=args.feature_epochs,
+                                      num_features=args.feature_dim, progress=False)
+        model.save(path, dataset=type(dm).__name__, epochs=args.feature_epochs,
+                   test_accuracy=acc)
+        print(f"trained feature classifier {path}: test accuracy {acc:.4f}", flush=True)
+    return path
+
+
+def configs(scales: list[float]) -> list[Config]:
+    """Penalty runs (one per schedule scale, the paper's 1000 first), then the AL runs."""
+    return [*((b, "penalty", s) for s in scales for b in BOUNDS),
+            *((b, "augmented_lagrangian", None) for b in BOUNDS)]
+
+
+def label(config: Config) -> str:
+    """Row label: 'log, penalty', 'log, penalty (scale 22)', 'log, AL'."""
+    bound, constraint, scale = config
+    extra = f" (scale {scale:g})" if scale not in (None, PAPER_SCALE) else ""
+    return f"{bound}, {SHORT[constraint]}{extra}"
+
+
+def config_of(result: dict[str, Any]) -> Config:
+    """The configuration of a stored result."""
+    penalty = result["constraint"] == "penalty"
+    return result["bound"], result["constraint"], result.get("scale", PAPER_SCALE if penalty
+                                                              else None)
+
+
+def train_one(
+    args: argparse.Namespace, config: Config, seed: int, feature: Path, out: Path
+) -> dict[str, Any]:
+    """Train one run, return its diagnostics history and final evaluation."""
+    bound, constraint, scale = config
+    extra = f"_s{scale:g}" if scale not in (None, PAPER_SCALE) else ""
+    name = f"{bound}_{SHORT[constraint]}{extra}_seed{seed}"
+    L.seed_everything(seed, verbose=False)
+    model = InjFlow(image_shape=datamodule(args).image_shape, latent_dim=args.latent_dim,
+                    bound=bound, constraint=constraint, prior_weight=0.01, eta=0.1, lam=1.0,
+                    jvp="forward", backbone=backbone(args))
+    diagnostics = InjFlowDiagnostics(every_n_steps=max(1, args.steps // 4),
+                                     num_examples=args.diag_examples, probes=args.probes,
+                                     save_dir=str(out / name))
+    callbacks: list[L.Callback] = [diagnostics]
+    if scale is not None:
+        callbacks.append(PenaltySchedule(nu=1.0, scale=scale))
+    trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=args.steps, logger=False,
+                        enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0,
+                        num_sanity_val_steps=0, default_root_dir=str(out / name),
+                        callbacks=callbacks)
+    dm = datamodule(args)
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=dm)
+    train_seconds = time.perf_counter() - start
+    fid = FID(feature=str(feature), disk_cache=False, progress=False)
+    config = MetricsConfig(num_samples=args.eval_samples, knn_train_samples=args.eval_train,
+                           samplers=("gaussian", "gmm"), batch_size=256, seed=seed,
+                           progress=False)
+    dm.setup("test")
+    evaluation = evaluate_generative(model, dm.train_dataset, dm.test_dataset, fid, config,
+                                     dataset_name=args.dataset)
+    result = {
+        "name": name, "bound": bound, "constraint": constraint, "scale": scale, "seed": seed,
+        "train_seconds": train_seconds, "history": diagnostics.history,
+        "eval": evaluation.metrics, "mu": float(model.mu), "mu_in": float(model.mu_in),
+    }
+    if constraint == "augmented_lagrangian":
+        result["lambda"] = float(model.rec_multiplier.multiplier)
+        result["lambda_in"] = float(model.inj_multiplier.multiplier)
+    print(f"{name}: {train_seconds:.0f}s train, final diag "
+          f"{ {k: round(v, 3) for k, v in diagnostics.history[-1].items() if k != 'spectrum'} }, "
+          f"eval {evaluation.metrics}", flush=True)
+    return result
+
+
+def mean_sd(values: list[float], digits: int = 2) -> str:
+    """'m' for one value, 'm ± sd' for several."""
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+
+
+def tables(results: list[dict[str, Any]]) -> str:
+    """Markdown: bound gaps (initial and final), and constraint / FID per configuration."""
+    lines = ["| run | step | (1/2) ln det J^T J | gap log (5) | gap linear (4) | gap log, "
+             "1-sample | gap linear, 1-sample | s_min | s_max | cond. | frac s < eta |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    keys = ["logdet_exact", *GAPS, "sv_min", "sv_max", "condition", "frac_sv_below_eta"]
+    first = results[0]["history"][0]
+    lines.append(f"| init (all runs, seed {results[0]['seed']}) | 0 | "
+                 + " | ".join(f"{first['diag/' + k]:.2f}" for k in keys) + " |")
+    for config in dict.fromkeys(config_of(r) for r in results):
+        group = [r for r in results if config_of(r) == config]
+        finals = [r["history"][-1] for r in group]
+        lines.append(f"| {label(config)} | {finals[0]['step']} | "
+                     + " | ".join(mean_sd([f["diag/" + k] for f in finals]) for k in keys) + " |")
+    lines += ["", "| run | test E\\|\\|x - g(h(x))\\|\\|^2 | fixed-batch constraint | "
+              "frac s < eta | mu | lambda | lambda_in | FID recon | FID gaussian | FID GMM | "
+              "train s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for config in dict.fromkeys(config_of(r) for r in results):
+        group = [r for r in results if config_of(r) == config]
+        cells = [
+            mean_sd([r["eval"]["val/rec_sse"] for r in group]),
+            mean_sd([r["history"][-1]["diag/constraint"] for r in group]),
+            mean_sd([r["history"][-1]["diag/frac_sv_below_eta"] for r in group]),
+            mean_sd([r["mu"] for r in group]),
+            mean_sd([r.get("lambda", 0.0) for r in group]),
+            mean_sd([r.get("lambda_in", 0.0) for r in group], 3),
+            *(mean_sd([r["eval"][f"fid/{k}"] for r in group]) for k in ("recon", "gaussian",
+                                                                         "gmm")),
+            mean_sd([r["train_seconds"] for r in group], 0),
+        ]
+        lines.append(f"| {label(config)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["mnist", "digits"], default="digits")
+    parser.add_argument("--data-root", default="/work/shared/data")
+    parser.add_argument("--steps", type=int, default=None, help="1500 digits, 300 mnist")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--latent-dim", type=int, default=None, help="8 digits, 32 mnist")
+    parser.add_argument("--width", type=float, default=0.25, help="ConvBackbone width (mnist)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--diag-examples", type=int, default=64)
+    parser.add_argument("--probes", type=int, default=16, help="J v probes per example")
+    parser.add_argument("--eval-samples", type=int, default=2000)
+    parser.add_argument("--eval-train", type=int, default=5000)
+    parser.add_argument("--feature", default=None, help="feature classifier file")
+    parser.add_argument("--feature-epochs", type=int, default=None, help="20 digits, 1 mnist")
+    parser.add_argument("--feature-dim", type=int, default=None, help="32 digits, 128 mnist")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="outputs/injflow_bounds")
+    parser.add_argument("--figures", default=None, help="copy spectrum PNGs here (docs/figures)")
+    parser.add_argument("--resume", action="store_true", help="keep the runs in results.json")
+    parser.add_argument("--penalty-scales", type=float, nargs="+", default=[PAPER_SCALE],
+                        help="PenaltySchedule scales of the penalty runs (mu = 1 + i / scale)")
+    args = parser.parse_args()
+    mnist = args.dataset == "mnist"
+    args.steps = args.steps or (300 if mnist else 1500)
+    args.latent_dim = args.latent_dim or (32 if mnist else 8)
+    args.feature_epochs = args.feature_epochs or (1 if mnist else 20)
+    args.feature_dim = args.feature_dim or (128 if mnist else 32)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out) / args.dataset
+    out.mkdir(parents=True, exist_ok=True)
+    machine = (f"{platform.machine()} CPU, {os.cpu_count()} cores (torch threads "
+               f"{torch.get_num_threads()}), no GPU, torch {torch.__version__}, load average at "
+               f"start {os.getloadavg()[0]:.1f}")
+    print(f"machine: {machine}\nargs: {vars(args)}", flush=True)
+    feature = feature_file(args, out)
+    saved = out / "results.json"
+    done = json.loads(saved.read_text())["results"] if args.resume and saved.is_file() else []
+    results = [r for r in done if r["seed"] in args.seeds]
+    for seed in args.seeds:
+        for config in configs(args.penalty_scales):
+            if any((config_of(r), r["seed"]) == (config, seed) for r in results):
+                continue
+            results.append(train_one(args, config, seed, feature, out))
+            saved.write_text(json.dumps(  # after every run, so an interrupted study keeps them
+                {"machine": machine, "args": vars(args), "results": results}, indent=1))
+    if args.figures:
+        for r in results:
+            if r["seed"] == args.seeds[0]:
+                target = Path(args.figures) / f"injflow_spectrum_{args.dataset}_{r['name']}.png"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(out / r["name"] / "injflow_spectrum.png", target)
+    print(f"\nmachine: {machine}\n\n{tables(results)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
