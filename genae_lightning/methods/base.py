@@ -287,3 +287,21 @@ class GenerativeAutoencoder(L.LightningModule):
             prefix = f"posthoc_priors.{name}."
             sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             self.posthoc_priors[name] = prior_from_state(name, sub)
+
+
+class GaussianPosteriorAutoencoder(GenerativeAutoencoder):
+    """A method whose encoder outputs a diagonal Gaussian q(z|x) (VAE, dpVAE, VPGA).
+
+    The encoder has ``2 * latent_dim`` outputs (pass ``encoder_features=2 * latent_dim``): the
+    mean, then the log-variance. ``encode`` is the posterior mean.
+    """
+
+    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of q(z|x), each (B, d)."""
+        self._check_input(x)
+        mean, logvar = self.encoder(x).chunk(2, dim=1)
+        return mean, logvar
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Posterior mean."""
+        return self.posterior(x)[0]

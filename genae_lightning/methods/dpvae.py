@@ -12,11 +12,11 @@ from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import gaussian_kl_standard, gaussian_nll, reparameterize
 from genae_lightning.functional.tc import gaussian_kl_mc
-from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
+from genae_lightning.methods.base import GaussianPosteriorAutoencoder, LossOutput
 from genae_lightning.priors import PriorKind, make_prior
 
 
-class DPVAE(GenerativeAutoencoder):
+class DPVAE(GaussianPosteriorAutoencoder):
     """VAE whose prior p(z) is N(0, I) or the decoupled prior N(g(z); 0, I) |det dg/dz|.
 
     The loss is ``||x - f(z)||^2 / (2 sigma^2) + const + R(x)`` with one reparameterised sample
@@ -60,16 +60,6 @@ class DPVAE(GenerativeAutoencoder):
         self.prior_kind = prior
         self.sigma = sigma
         self.save_hyperparameters()
-
-    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log-variance of q(z|x), each (B, d)."""
-        self._check_input(x)
-        mean, logvar = self.encoder(x).chunk(2, dim=1)
-        return mean, logvar
-
-    def encode(self, x: Tensor) -> Tensor:
-        """Posterior mean, in the representation space z."""
-        return self.posterior(x)[0]
 
     def log_likelihood(self, x: Tensor, x_hat: Tensor) -> Tensor:
         """Log-likelihood log p(x|z) of the Gaussian decoder with mean x_hat, shape (B,)."""

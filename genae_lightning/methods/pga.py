@@ -23,7 +23,11 @@ from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import gaussian_kl_standard, gaussian_nll, reparameterize
 from genae_lightning.functional import sum_squared_error as sse
 from genae_lightning.functional.pga import log_det_jacobian_estimate, sphere_perturbation
-from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
+from genae_lightning.methods.base import (
+    GaussianPosteriorAutoencoder,
+    GenerativeAutoencoder,
+    LossOutput,
+)
 
 
 def _frozen_h(encoder: nn.Module, decoder: nn.Module, z: Tensor, dim: int) -> Tensor:
@@ -128,7 +132,7 @@ class LPGA(GenerativeAutoencoder):
         return LossOutput(total, terms)
 
 
-class VPGA(GenerativeAutoencoder):
+class VPGA(GaussianPosteriorAutoencoder):
     """Variational PGA, loss (11): L_r + alpha L_lr,N + beta L_lr,H + gamma L_vae.
 
     L_vae (10) = E_q[-log p(z_hat | z)] + KL(q(z|x) || N(0, I)) with q(z|x) = N(f(x),
@@ -173,16 +177,6 @@ class VPGA(GenerativeAutoencoder):
         self.alpha, self.beta, self.gamma, self.sigma = alpha, beta, gamma, sigma
         self.warmup_steps = warmup_steps
         self.save_hyperparameters()
-
-    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean f(x) and log-variance of q(z|x), each (B, H)."""
-        self._check_input(x)
-        mean, logvar = self.encoder(x).chunk(2, dim=1)
-        return mean, logvar
-
-    def encode(self, x: Tensor) -> Tensor:
-        """Posterior mean f(x)."""
-        return self.posterior(x)[0]
 
     def _f(self, x: Tensor) -> Tensor:
         return self.encoder(x)[:, : self.latent_dim]

@@ -8,7 +8,6 @@ same hyperparameters give e.g. beta-VAE-H and beta-dpVAE-H. Shared arguments (``
 """
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
@@ -20,6 +19,7 @@ from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import discriminator_loss, mmd, wae_kernel_scales
 from genae_lightning.functional.mmd import Kernel
 from genae_lightning.functional.tc import AggregateEstimator, kl_decomposition, permute_dims
+from genae_lightning.methods.adversarial import LatentAdversary
 from genae_lightning.methods.base import LossOutput
 from genae_lightning.methods.dpvae import DPVAE
 from genae_lightning.methods.wae import latent_discriminator
@@ -171,7 +171,7 @@ class BetaTCVAE(DPVAE):
         return LossOutput(total, {"mi": mi, "tc": tc, "dim_kl": dim_kl, "kl": mi + tc + dim_kl})
 
 
-class FactorVAE(DPVAE):
+class FactorVAE(LatentAdversary, DPVAE):
     """FactorVAE (Kim & Mnih): R = KL + gamma * TC, TC estimated by a discriminator D.
 
     D (logit of "joint" vs "product of marginals") estimates TC(z) = E_q[log D(z) / (1 - D(z))].
@@ -236,35 +236,10 @@ class FactorVAE(DPVAE):
         real, fake = z[:half], permute_dims(z[half:])
         return discriminator_loss(self.discriminator(real), self.discriminator(fake))
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
-        """One VAE step, then one discriminator step, from a single encoder pass."""
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if not self._input_checked:
-            self._check_input(x)
-            self._check_pixel_range(x)
-        with self.step_rng(batch_idx, "train"):  # the same noise whether resumed or not
-            out, z = self.loss_and_codes(x)
-            disc = self.discriminator_objective(z)
-        logged = LossOutput(out.total, {**out.terms, "disc": disc})
-        if not self.check_finite(logged):
-            return None  # skipped: no optimizer step
-        opt_vae, opt_d = self.optimizers()
-        # global_step counts iterations, as in WAEGAN: D's step is kept out of Lightning's count
-        opt_d._on_before_step = lambda: self.trainer.profiler.start("optimizer_step")
-        opt_d._on_after_step = lambda: self.trainer.profiler.stop("optimizer_step")
-        for opt, objective in ((opt_vae, out.total), (opt_d, disc)):
-            opt.zero_grad()
-            self.manual_backward(objective)
-            opt.step()
-        self.log_loss(logged, "train", x.shape[0])
-        return out.total.detach()
-
-    def configure_optimizers(self) -> Any:
-        """``optimizer`` over encoder, decoder and flow; ``discriminator_optimizer`` over D."""
-        vae_params = [p for name, p in self.named_parameters()
-                      if not name.startswith("discriminator.")]
-        return [self.optimizer_factory(vae_params),
-                self.discriminator_optimizer(self.discriminator.parameters())]
+    def adversarial_losses(self, x: Tensor) -> tuple[LossOutput, Tensor]:
+        """The VAE's objective and D's loss, from one encoder pass."""
+        out, z = self.loss_and_codes(x)
+        return out, self.discriminator_objective(z)
 
 
 class InfoVAE(DPVAE):

@@ -7,10 +7,10 @@ from torch import Tensor
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import gaussian_kl_standard, gaussian_nll, reparameterize
-from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
+from genae_lightning.methods.base import GaussianPosteriorAutoencoder, LossOutput
 
 
-class VAE(GenerativeAutoencoder):
+class VAE(GaussianPosteriorAutoencoder):
     """VAE with q(z|x) = N(mu(x), diag sigma_q^2(x)), p(z) = N(0, I), p(x|z) = N(g(z), sigma^2 I).
 
     The loss is the negative ELBO, ``||x - g(z)||^2 / (2 sigma^2) + const + KL(q || p)``. Scaled
@@ -44,16 +44,6 @@ class VAE(GenerativeAutoencoder):
         super().__init__(image_shape, latent_dim, backbone, optimizer, 2 * latent_dim)
         self.sigma = sigma
         self.save_hyperparameters()
-
-    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log-variance of q(z|x), each (B, d)."""
-        self._check_input(x)
-        mean, logvar = self.encoder(x).chunk(2, dim=1)
-        return mean, logvar
-
-    def encode(self, x: Tensor) -> Tensor:
-        """Posterior mean."""
-        return self.posterior(x)[0]
 
     def loss(self, x: Tensor) -> LossOutput:
         """Negative ELBO with one reparameterised sample."""

@@ -1,7 +1,6 @@
 """Wasserstein autoencoders with an MMD or an adversarial latent penalty (WAE-MMD, WAE-GAN)."""
 
 from collections.abc import Sequence
-from typing import Any
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
@@ -17,6 +16,7 @@ from genae_lightning.functional import (
     wae_kernel_scales,
 )
 from genae_lightning.functional.mmd import WAE_MULTIPLIERS, Kernel
+from genae_lightning.methods.adversarial import LatentAdversary
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 
 
@@ -79,7 +79,7 @@ def latent_discriminator(latent_dim: int, hidden: Sequence[int]) -> nn.Module:
     return nn.Sequential(*layers, nn.Linear(sizes[-1], 1))
 
 
-class WAEGAN(GenerativeAutoencoder):
+class WAEGAN(LatentAdversary):
     """WAE-GAN: deterministic autoencoder + an adversarial match of q(z) to p(z) = N(0, I).
 
     A latent discriminator D tells prior draws from codes. Each training step (manual
@@ -138,34 +138,7 @@ class WAEGAN(GenerativeAutoencoder):
         z_prior = self.prior.sample(z.shape[0]).to(z)
         return self.lam * discriminator_loss(self.discriminator(z_prior), self.discriminator(z))
 
-    def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
-        """One autoencoder step, then one discriminator step, from a single encoder pass."""
-        x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        if not self._input_checked:
-            self._check_input(x)
-            self._check_pixel_range(x)
-        with self.step_rng(batch_idx, "train"):  # the same noise whether resumed or not
-            z = self.encode(x)
-            out = self._objective(x, z)
-            disc = self.discriminator_objective(z)
-        logged = LossOutput(out.total, {**out.terms, "disc": disc})
-        if not self.check_finite(logged):
-            return None  # skipped: no optimizer step
-        opt_ae, opt_d = self.optimizers()
-        # global_step counts iterations, not optimizer steps: D's step is kept out of the count
-        # (Lightning counts every optimizer's step, issue #17958; the hooks are reset per batch)
-        opt_d._on_before_step = lambda: self.trainer.profiler.start("optimizer_step")
-        opt_d._on_after_step = lambda: self.trainer.profiler.stop("optimizer_step")
-        for opt, objective in ((opt_ae, out.total), (opt_d, disc)):
-            opt.zero_grad()  # also drops the D gradients left by the autoencoder's backward
-            self.manual_backward(objective)
-            opt.step()
-        self.log_loss(logged, "train", x.shape[0])
-        return out.total.detach()
-
-    def configure_optimizers(self) -> Any:
-        """The ``optimizer`` over the encoder and decoder, ``discriminator_optimizer`` over D."""
-        ae_params = [p for name, p in self.named_parameters()
-                     if not name.startswith("discriminator.")]
-        return [self.optimizer_factory(ae_params),
-                self.discriminator_optimizer(self.discriminator.parameters())]
+    def adversarial_losses(self, x: Tensor) -> tuple[LossOutput, Tensor]:
+        """The autoencoder's objective and D's loss, from one encoder pass."""
+        z = self.encode(x)
+        return self._objective(x, z), self.discriminator_objective(z)
