@@ -18,8 +18,13 @@ from torch import Tensor
 from torchvision import datasets
 from torchvision.datasets.utils import download_and_extract_archive
 
-from genae_lightning.data.base import ImageDataModule, ImageTensors
-from genae_lightning.data.files import RequiredFiles, check_md5, try_download
+from genae_lightning.data.base import ImageTensors
+from genae_lightning.data.files import (
+    FileDataModule,
+    RequiredFiles,
+    check_md5,
+    try_download,
+)
 
 
 def read_pickle(path: Path) -> dict[str, Any]:
@@ -41,7 +46,7 @@ def read_pickle(path: Path) -> dict[str, Any]:
     return content
 
 
-class CIFAR10(ImageDataModule):
+class CIFAR10(FileDataModule):
     """CIFAR-10: 50000 train (train + val) and 10000 test colour images of 10 classes, 3x32x32.
 
     ``classes`` keeps only some classes, relabelled ``0 .. k-1`` in the order given: e.g.
@@ -98,13 +103,10 @@ class CIFAR10(ImageDataModule):
         verify_checksum: bool = True,
     ) -> None:
         super().__init__(
-            batch_size=batch_size, num_workers=num_workers, val_size=val_size, seed=seed,
-            in_memory=in_memory,
+            root=root, batch_size=batch_size, num_workers=num_workers, in_memory=in_memory,
+            val_size=val_size, seed=seed, download=download, verify_checksum=verify_checksum,
         )
-        self.root = Path(root)
         self.classes = self._check_classes(classes if classes is not None else self.DEFAULT_CLASSES)
-        self.download = download
-        self.verify_checksum = verify_checksum
 
     @property
     def num_classes(self) -> int:
@@ -137,14 +139,6 @@ class CIFAR10(ImageDataModule):
             layout=f"{self.TORCHVISION_DATASET.base_folder}/",
             source=self.TORCHVISION_DATASET.url + ", extracted",
         )
-
-    def prepare_data(self) -> None:
-        """Download and extract the official archive if files are missing and ``download`` is on.
-
-        Raises:
-            FileNotFoundError: If files are missing and could not be downloaded.
-        """
-        self.files.prepare(self.download, lambda missing: self._download())
 
     def load_tensors(self) -> ImageTensors:
         """Read the batches and keep the selected classes, relabelled 0..k-1."""
@@ -206,7 +200,7 @@ class CIFAR10(ImageDataModule):
                 f"the CIFAR-10 batches. Delete the folder and re-run to download them again."
             )
 
-    def _download(self) -> str:
+    def download_missing(self, missing: list[str]) -> str:
         """Download and extract the official archive; return "" on success, else the error."""
         tv = self.TORCHVISION_DATASET
         step = functools.partial(

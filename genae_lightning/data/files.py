@@ -13,6 +13,7 @@ Every file-backed DataModule follows the same steps, written once here:
 Reading never writes, so the folder that holds the files may be read-only.
 """
 
+import abc
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from torch.utils.data import Dataset
 from torchvision.datasets.utils import calculate_md5
 from torchvision.transforms.functional import pil_to_tensor
 
-from genae_lightning.data.base import to_unit_float
+from genae_lightning.data.base import ImageDataModule, to_unit_float
 
 MAX_LISTED = 8
 """Missing names listed in an error message; more are counted, not listed."""
@@ -218,3 +219,62 @@ class ImageFileDataset(Dataset[tuple[Tensor, Tensor]]):
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         return to_unit_float(self.read(self.paths[index])), self.labels[index]
+
+
+class FileDataModule(ImageDataModule):
+    """An :class:`ImageDataModule` that reads original files under ``root``.
+
+    ``prepare_data`` downloads the missing files when ``download`` is on, otherwise it raises the
+    error of :class:`RequiredFiles`. Subclasses implement ``files`` (what is read, from where)
+    and ``download_missing`` (fetch the named files; return "" on success, else what went
+    wrong), and ``load_tensors`` or ``load_datasets``.
+
+    Args:
+        root: Folder that holds the dataset's files (the layout is the subclass's). May be
+            read-only when the files are there.
+        batch_size: Samples per batch, for every split.
+        num_workers: DataLoader worker processes (0 loads in the main process).
+        in_memory: Keep the data on the training device and batch by indexing (see
+            :class:`~genae_lightning.data.ImageDataModule`).
+        val_size: Validation samples held out of the training images: a count (int) or a
+            fraction (float in [0, 1)).
+        seed: Seed of the train/val split; the same seed gives the same split.
+        download: Download missing files from the dataset's official source (needs network).
+        verify_checksum: Check each file against torchvision's md5 before reading it.
+    """
+
+    def __init__(
+        self,
+        root: str | Path = "data",
+        batch_size: int = 128,
+        num_workers: int = 0,
+        in_memory: bool = False,
+        val_size: int | float = 0.1,
+        seed: int = 0,
+        download: bool = True,
+        verify_checksum: bool = True,
+    ) -> None:
+        super().__init__(
+            batch_size=batch_size, num_workers=num_workers, val_size=val_size, seed=seed,
+            in_memory=in_memory,
+        )
+        self.root = Path(root)
+        self.download = download
+        self.verify_checksum = verify_checksum
+
+    @property
+    @abc.abstractmethod
+    def files(self) -> RequiredFiles:
+        """The files read, where they are, and what to say when some are missing."""
+
+    @abc.abstractmethod
+    def download_missing(self, missing: list[str]) -> str:
+        """Download the ``missing`` files; return "" on success, else what went wrong."""
+
+    def prepare_data(self) -> None:
+        """Download the missing files when ``download`` is on; otherwise just check for them.
+
+        Raises:
+            FileNotFoundError: If files are missing and could not be downloaded.
+        """
+        self.files.prepare(self.download, self.download_missing)

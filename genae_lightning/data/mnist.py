@@ -17,8 +17,13 @@ from torch import Tensor
 from torchvision import datasets
 from torchvision.datasets.utils import download_url
 
-from genae_lightning.data.base import ImageDataModule, ImageTensors
-from genae_lightning.data.files import RequiredFiles, check_md5, try_download
+from genae_lightning.data.base import ImageTensors
+from genae_lightning.data.files import (
+    FileDataModule,
+    RequiredFiles,
+    check_md5,
+    try_download,
+)
 
 IDX_IMAGES_MAGIC = 2051  # uint8 data, 3 dimensions: (N, H, W)
 IDX_LABELS_MAGIC = 2049  # uint8 data, 1 dimension: (N,)
@@ -60,7 +65,7 @@ def read_idx(path: Path, magic: int, item_shape: tuple[int, ...] = ()) -> np.nda
     return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)
 
 
-class MNIST(ImageDataModule):
+class MNIST(FileDataModule):
     """MNIST handwritten digits: 60000 train (train + val) and 10000 test images, 1x28x28.
 
     Reads ``{root}/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz`` (or the same
@@ -87,25 +92,6 @@ class MNIST(ImageDataModule):
     TORCHVISION_DATASET: ClassVar[type[datasets.MNIST]] = datasets.MNIST
     """The torchvision class whose name (folder), ``mirrors`` and ``resources`` are used."""
 
-    def __init__(
-        self,
-        root: str | Path = "data",
-        batch_size: int = 128,
-        num_workers: int = 0,
-        in_memory: bool = False,
-        val_size: int | float = 0.1,
-        seed: int = 0,
-        download: bool = True,
-        verify_checksum: bool = True,
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size, num_workers=num_workers, val_size=val_size, seed=seed,
-            in_memory=in_memory,
-        )
-        self.root = Path(root)
-        self.download = download
-        self.verify_checksum = verify_checksum
-
     @property
     def raw_folder(self) -> Path:
         """The folder the IDX files are read from: ``{root}/<dataset name>/raw``."""
@@ -128,14 +114,6 @@ class MNIST(ImageDataModule):
             note="the .gz files or their uncompressed copies",
             present=lambda path: path.is_file() or path.with_suffix("").is_file(),
         )
-
-    def prepare_data(self) -> None:
-        """Download the missing files when ``download`` is on; otherwise just check for them.
-
-        Raises:
-            FileNotFoundError: If files are missing and could not be downloaded.
-        """
-        self.files.prepare(self.download, self._download)
 
     def load_tensors(self) -> ImageTensors:
         """Read the four IDX files (checking md5s of ``.gz`` files if ``verify_checksum``)."""
@@ -165,7 +143,7 @@ class MNIST(ImageDataModule):
             check_md5(path, self.md5s[gz_name])
         return path
 
-    def _download(self, missing: list[str]) -> str:
+    def download_missing(self, missing: list[str]) -> str:
         """Download each missing file; return "" on success, else what went wrong."""
         return "; ".join(error for name in missing if (error := self._download_file(name)))
 

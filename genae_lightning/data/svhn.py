@@ -17,8 +17,13 @@ from torch import Tensor
 from torchvision import datasets
 from torchvision.datasets.utils import download_url
 
-from genae_lightning.data.base import ImageDataModule, ImageTensors
-from genae_lightning.data.files import RequiredFiles, check_md5, try_download
+from genae_lightning.data.base import ImageTensors
+from genae_lightning.data.files import (
+    FileDataModule,
+    RequiredFiles,
+    check_md5,
+    try_download,
+)
 
 SPLITS = ("train", "test")
 """The official splits read (the 531k-image ``extra`` split is not used)."""
@@ -59,7 +64,7 @@ def read_svhn_mat(path: Path) -> tuple[Tensor, Tensor]:
     return images_tensor.to(torch.uint8), torch.from_numpy(labels % 10)  # 10 means digit 0
 
 
-class SVHN(ImageDataModule):
+class SVHN(FileDataModule):
     """SVHN cropped digits: 73257 train (train + val) and 26032 test colour images, 3x32x32.
 
     Labels are the digits 0..9 (the files store 0 as 10). Missing files are downloaded from
@@ -84,25 +89,6 @@ class SVHN(ImageDataModule):
     TORCHVISION_DATASET: ClassVar[type[datasets.SVHN]] = datasets.SVHN
     """The torchvision class whose URLs, file names and md5s (``split_list``) are used."""
 
-    def __init__(
-        self,
-        root: str | Path = "data",
-        batch_size: int = 128,
-        num_workers: int = 0,
-        in_memory: bool = False,
-        val_size: int | float = 0.1,
-        seed: int = 0,
-        download: bool = True,
-        verify_checksum: bool = True,
-    ) -> None:
-        super().__init__(
-            batch_size=batch_size, num_workers=num_workers, val_size=val_size, seed=seed,
-            in_memory=in_memory,
-        )
-        self.root = Path(root)
-        self.download = download
-        self.verify_checksum = verify_checksum
-
     @property
     def resources(self) -> dict[str, tuple[str, str]]:
         """``(url, md5)`` of each file, by file name (torchvision's values)."""
@@ -124,14 +110,6 @@ class SVHN(ImageDataModule):
             source="http://ufldl.stanford.edu/housenumbers/",
         )
 
-    def prepare_data(self) -> None:
-        """Download the missing files when ``download`` is on; otherwise just check for them.
-
-        Raises:
-            FileNotFoundError: If files are missing and could not be downloaded.
-        """
-        self.files.prepare(self.download, self._download)
-
     def load_tensors(self) -> ImageTensors:
         """Read both files (checking their md5s if ``verify_checksum``)."""
         self.files.require()
@@ -144,7 +122,7 @@ class SVHN(ImageDataModule):
             check_md5(path, self.resources[name][1])
         return read_svhn_mat(path)
 
-    def _download(self, missing: list[str]) -> str:
+    def download_missing(self, missing: list[str]) -> str:
         """Download each missing file; return "" on success, else what went wrong."""
         errors = []
         for name in missing:
