@@ -1,21 +1,28 @@
 """InjFlow study: measured gaps of the bounds (4)/(5), and penalty vs augmented Lagrangian.
 
-Trains InjFlow four times per seed at an equal number of steps, from the same initial weights and
-data order: bound log (eq. 9) and linear (eq. 10, lambda = 1), each with the paper's penalty
-schedule (mu = mu_in = 1 + i / 1000) and with ``constraint="augmented_lagrangian"`` (default
-kappa = 0, dual step sizes 1e-3 / 1, mu = mu_in = 1 fixed). ``InjFlowDiagnostics`` measures the
-exact (1/2) ln det(J^T J), the bounds and the spectrum on a fixed validation batch (eval mode)
-five times per run; at the end, ``evaluate_generative`` reports the reconstruction error of the
-test images and classifier FID of reconstructions and of post-hoc Gaussian / GMM samples.
-Prints markdown tables (docs/injflow.md) and writes results.json and the spectrum PNGs.
+Trains InjFlow at an equal number of steps per seed, all runs of a seed from the same initial
+weights and data order: bound log (eq. 9) and linear (eq. 10, lambda = 1), each with
 
-    python bench/injflow_bounds.py --dataset digits --steps 1500 --seeds 0 1 2
-    python bench/injflow_bounds.py --dataset mnist --data-root /work/shared/data --steps 300
+- ``penalty``: the paper's ``PenaltySchedule`` (mu = mu_in = 1 + i / 1000);
+- ``AL``: ``constraint="augmented_lagrangian"`` with its defaults (kappa = 0, dual step sizes
+  1e-3 / 1, moving-average decay 0.99, mu = mu_in = 1 fixed);
+- ``matched`` (with ``--matched``): a control, the penalty method whose mu = mu_in grows linearly
+  to 1 + the final lambda of the AL run of the same bound and seed.
+
+``InjFlowDiagnostics`` measures the exact (1/2) ln det(J^T J), the bounds and the spectrum on a
+fixed validation batch (eval mode) five times per run; at the end, ``evaluate_generative``
+reports the reconstruction error on test images and classifier FID of reconstructions and of
+post-hoc Gaussian / GMM samples. Prints markdown tables (docs/injflow.md) and writes
+``<out>/<dataset>/results.json`` (after every run; ``--resume`` keeps finished runs) and the
+spectrum PNGs.
+
+    python bench/injflow_bounds.py --dataset digits --seeds 0 1 2 --matched
+    python bench/injflow_bounds.py --dataset mnist --data-root /work/shared/data --seeds 0 1 2 \
+        --matched
 
 The feature classifier of classifier FID is trained first when ``--feature`` does not exist
-(the same as ``genae train-features``), so the run needs no network.
+(as ``genae train-features`` does), so the study needs no network.
 """
-
 import argparse
 import json
 import os
@@ -37,9 +44,10 @@ from genae_lightning.methods import InjFlow
 from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
 
 BOUNDS = ("log", "linear")
-SHORT = {"penalty": "penalty", "augmented_lagrangian": "AL"}
+# penalty: the paper's PenaltySchedule (mu = 1 + i / 1000); AL: constraint="augmented_lagrangian";
+# matched: a penalty schedule growing linearly to 1 + the AL run's final lambda (same bound, seed).
+SCHEDULES = ("penalty", "AL", "matched")
 PAPER_SCALE = 1000.0
-Config = tuple[str, str, float | None]  # bound, constraint, PenaltySchedule scale (penalty only)
 GAPS = ["gap_log", "gap_linear", "gap_log_est", "gap_linear_est"]
 
 
@@ -70,33 +78,13 @@ def feature_file(args: argparse.Namespace, out: Path) -> Path:
     return path
 
 
-def configs(scales: list[float]) -> list[Config]:
-    """Penalty runs (one per schedule scale, the paper's 1000 first), then the AL runs."""
-    return [*((b, "penalty", s) for s in scales for b in BOUNDS),
-            *((b, "augmented_lagrangian", None) for b in BOUNDS)]
-
-
-def label(config: Config) -> str:
-    """Row label: 'log, penalty', 'log, penalty (scale 22)', 'log, AL'."""
-    bound, constraint, scale = config
-    extra = f" (scale {scale:g})" if scale not in (None, PAPER_SCALE) else ""
-    return f"{bound}, {SHORT[constraint]}{extra}"
-
-
-def config_of(result: dict[str, Any]) -> Config:
-    """The configuration of a stored result."""
-    penalty = result["constraint"] == "penalty"
-    return result["bound"], result["constraint"], result.get("scale", PAPER_SCALE if penalty
-                                                              else None)
-
-
 def train_one(
-    args: argparse.Namespace, config: Config, seed: int, feature: Path, out: Path
+    args: argparse.Namespace, bound: str, schedule: str, seed: int, feature: Path, out: Path,
+    scale: float | None,
 ) -> dict[str, Any]:
     """Train one run, return its diagnostics history and final evaluation."""
-    bound, constraint, scale = config
-    extra = f"_s{scale:g}" if scale not in (None, PAPER_SCALE) else ""
-    name = f"{bound}_{SHORT[constraint]}{extra}_seed{seed}"
+    name = f"{bound}_{schedule}_seed{seed}"
+    constraint = "augmented_lagrangian" if schedule == "AL" else "penalty"
     L.seed_everything(seed, verbose=False)
     model = InjFlow(image_shape=datamodule(args).image_shape, latent_dim=args.latent_dim,
                     bound=bound, constraint=constraint, prior_weight=0.01, eta=0.1, lam=1.0,
@@ -124,7 +112,7 @@ def train_one(
     evaluation = evaluate_generative(model, dm.train_dataset, dm.test_dataset, fid, config,
                                      dataset_name=args.dataset)
     result = {
-        "name": name, "bound": bound, "constraint": constraint, "scale": scale, "seed": seed,
+        "name": name, "bound": bound, "schedule": schedule, "scale": scale, "seed": seed,
         "train_seconds": train_seconds, "history": diagnostics.history,
         "eval": evaluation.metrics, "mu": float(model.mu), "mu_in": float(model.mu_in),
     }
@@ -153,16 +141,22 @@ def tables(results: list[dict[str, Any]]) -> str:
     first = results[0]["history"][0]
     lines.append(f"| init (all runs, seed {results[0]['seed']}) | 0 | "
                  + " | ".join(f"{first['diag/' + k]:.2f}" for k in keys) + " |")
-    for config in dict.fromkeys(config_of(r) for r in results):
-        group = [r for r in results if config_of(r) == config]
-        finals = [r["history"][-1] for r in group]
-        lines.append(f"| {label(config)} | {finals[0]['step']} | "
-                     + " | ".join(mean_sd([f["diag/" + k] for f in finals]) for k in keys) + " |")
+    for schedule in SCHEDULES:
+        for bound in BOUNDS:
+            group = [r for r in results if (r["bound"], r["schedule"]) == (bound, schedule)]
+            if not group:
+                continue
+            finals = [r["history"][-1] for r in group]
+            cells = (mean_sd([f["diag/" + k] for f in finals]) for k in keys)
+            lines.append(f"| {bound}, {schedule} | {finals[0]['step']} | " + " | ".join(cells)
+                         + " |")
     lines += ["", "| run | test E\\|\\|x - g(h(x))\\|\\|^2 | fixed-batch constraint | "
               "frac s < eta | mu | lambda | lambda_in | FID recon | FID gaussian | FID GMM | "
               "train s |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for config in dict.fromkeys(config_of(r) for r in results):
-        group = [r for r in results if config_of(r) == config]
+    for bound, schedule in ((b, s) for s in SCHEDULES for b in BOUNDS):
+        group = [r for r in results if (r["bound"], r["schedule"]) == (bound, schedule)]
+        if not group:
+            continue
         cells = [
             mean_sd([r["eval"]["val/rec_sse"] for r in group]),
             mean_sd([r["history"][-1]["diag/constraint"] for r in group]),
@@ -174,7 +168,7 @@ def tables(results: list[dict[str, Any]]) -> str:
                                                                          "gmm")),
             mean_sd([r["train_seconds"] for r in group], 0),
         ]
-        lines.append(f"| {label(config)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {bound}, {schedule} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -198,8 +192,8 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/injflow_bounds")
     parser.add_argument("--figures", default=None, help="copy spectrum PNGs here (docs/figures)")
     parser.add_argument("--resume", action="store_true", help="keep the runs in results.json")
-    parser.add_argument("--penalty-scales", type=float, nargs="+", default=[PAPER_SCALE],
-                        help="PenaltySchedule scales of the penalty runs (mu = 1 + i / scale)")
+    parser.add_argument("--matched", action="store_true",
+                        help="also penalty runs whose mu grows linearly to 1 + the AL's lambda")
     args = parser.parse_args()
     mnist = args.dataset == "mnist"
     args.steps = args.steps or (300 if mnist else 1500)
@@ -218,19 +212,27 @@ def main() -> None:
     done = json.loads(saved.read_text())["results"] if args.resume and saved.is_file() else []
     results = [r for r in done if r["seed"] in args.seeds]
     for seed in args.seeds:
-        for config in configs(args.penalty_scales):
-            if any((config_of(r), r["seed"]) == (config, seed) for r in results):
-                continue
-            results.append(train_one(args, config, seed, feature, out))
-            saved.write_text(json.dumps(  # after every run, so an interrupted study keeps them
-                {"machine": machine, "args": vars(args), "results": results}, indent=1))
+        for schedule in SCHEDULES if args.matched else SCHEDULES[:2]:
+            for bound in BOUNDS:
+                if any((r["bound"], r["schedule"], r["seed"]) == (bound, schedule, seed)
+                       for r in results):
+                    continue
+                scale = None if schedule == "AL" else PAPER_SCALE
+                if schedule == "matched":  # mu at the last step = 1 + the AL run's lambda
+                    al = next(r for r in results
+                              if (r["bound"], r["schedule"], r["seed"]) == (bound, "AL", seed))
+                    scale = (args.steps - 1) / al["lambda"]
+                results.append(train_one(args, bound, schedule, seed, feature, out, scale))
+                saved.write_text(json.dumps(  # after every run: an interrupted study keeps them
+                    {"machine": machine, "args": vars(args), "results": results}, indent=1))
     if args.figures:
         for r in results:
             if r["seed"] == args.seeds[0]:
                 target = Path(args.figures) / f"injflow_spectrum_{args.dataset}_{r['name']}.png"
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(out / r["name"] / "injflow_spectrum.png", target)
-    print(f"\nmachine: {machine}\n\n{tables(results)}", flush=True)
+    print(f"\nmachine: {machine}, load average at the end {os.getloadavg()[0]:.1f}\n\n"
+          f"{tables(results)}", flush=True)
 
 
 if __name__ == "__main__":
