@@ -221,7 +221,8 @@ def main() -> None:
                 if schedule == "matched":  # mu at the last step = 1 + the AL run's lambda
                     al = next(r for r in results
                               if (r["bound"], r["schedule"], r["seed"]) == (bound, "AL", seed))
-                    scale = (args.steps - 1) / al["lambda"]
+                    # lambda = 0 (constraint never violated): a constant mu = 1, no schedule
+                    scale = (args.steps - 1) / al["lambda"] if al["lambda"] > 0 else None
                 results.append(train_one(args, bound, schedule, seed, feature, out, scale))
                 saved.write_text(json.dumps(  # after every run: an interrupted study keeps them
                     {"machine": machine, "args": vars(args), "results": results}, indent=1))
