@@ -1,13 +1,8 @@
 """Methods: one LightningModule per generative autoencoder, all on the shared backbones."""
 
-from genae_lightning.methods.adversarial import LatentAdversary
 from genae_lightning.methods.ae import AE
 from genae_lightning.methods.ae_variants import AEL2, AESN, CAE
-from genae_lightning.methods.base import (
-    GaussianPosteriorAutoencoder,
-    GenerativeAutoencoder,
-    LossOutput,
-)
+from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.methods.dpvae import DPVAE
 from genae_lightning.methods.injflow import InjFlow
 from genae_lightning.methods.pga import LPGA, VPGA
@@ -39,9 +34,7 @@ __all__ = [
     "VAE",
     "WAEGAN",
     "WAEMMD",
-    "GaussianPosteriorAutoencoder",
     "GenerativeAutoencoder",
-    "LatentAdversary",
     "InjFlow",
     "LossOutput",
     "LPGA",
