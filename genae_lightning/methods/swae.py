@@ -12,9 +12,10 @@ from genae_lightning.functional import reparameterize
 from genae_lightning.functional import sum_squared_error as sse
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.priors import PseudoInputMixture, PseudoInputs
+from genae_lightning.priors.pseudo_inputs import PseudoInputHooks
 
 
-class SWAE(GenerativeAutoencoder):
+class SWAE(PseudoInputHooks, GenerativeAutoencoder):
     """SWAE, objective (10) with the squared L2 cost (Algorithm 1 of the paper).
 
     Per example, with z_e = E(x), u_n the pseudo-input nearest to x, and z_d drawn
@@ -84,19 +85,6 @@ class SWAE(GenerativeAutoencoder):
         self.beta, self.alpha, self.nearest = beta, alpha, nearest
         self.pseudo_input_seed = pseudo_input_seed
         self.save_hyperparameters()
-
-    @property
-    def pseudo_inputs(self) -> PseudoInputs:
-        """The K learnable pseudo-inputs."""
-        return self.prior.pseudo_inputs
-
-    def on_fit_start(self) -> None:
-        """Initialise the pseudo-inputs from the DataModule's training set (before sanity check)."""
-        self.pseudo_inputs.init_from_trainer(self.trainer, self.pseudo_input_seed, required=False)
-
-    def on_train_start(self) -> None:
-        """Initialise the pseudo-inputs from the training dataloader if that is all there is."""
-        self.pseudo_inputs.init_from_trainer(self.trainer, self.pseudo_input_seed)
 
     def loss(self, x: Tensor) -> LossOutput:
         """Objective (10) with one z_d per example from the nearest pseudo-input's prior."""

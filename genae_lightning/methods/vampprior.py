@@ -10,9 +10,10 @@ from genae_lightning.functional import diag_gaussian_log_prob, gaussian_nll, rep
 from genae_lightning.methods.base import LossOutput
 from genae_lightning.methods.vae import VAE
 from genae_lightning.priors import PseudoInputMixture, PseudoInputs
+from genae_lightning.priors.pseudo_inputs import PseudoInputHooks
 
 
-class VampPrior(VAE):
+class VampPrior(PseudoInputHooks, VAE):
     """VAE whose prior is p(z) = 1/K sum_k q(z | u_k), u_k learnable pseudo-inputs.
 
     The pseudo-inputs are initialised from K distinct training images when fitting starts (a
@@ -55,19 +56,6 @@ class VampPrior(VAE):
         pseudo_inputs = PseudoInputs(num_pseudo_inputs, self.image_shape)
         self.prior: PseudoInputMixture = PseudoInputMixture(pseudo_inputs, self.encoder, latent_dim)
         self.save_hyperparameters()
-
-    @property
-    def pseudo_inputs(self) -> PseudoInputs:
-        """The K learnable pseudo-inputs, (K, C, H, W) in ``.u``."""
-        return self.prior.pseudo_inputs
-
-    def on_fit_start(self) -> None:
-        """Draw the initial pseudo-inputs from the training set (once; kept on resume)."""
-        self.pseudo_inputs.init_from_trainer(self.trainer, self.pseudo_input_seed, required=False)
-
-    def on_train_start(self) -> None:
-        """Initialise from the training dataloader when no DataModule provided the data."""
-        self.pseudo_inputs.init_from_trainer(self.trainer, self.pseudo_input_seed, required=True)
 
     def loss(self, x: Tensor) -> LossOutput:
         """Negative ELBO with one reparameterised sample and a one-sample KL estimate."""

@@ -233,3 +233,29 @@ class PseudoInputMixture(Prior):
         index = torch.randint(self.num_components, (n,), generator=generator, device=device)
         mean, logvar = self.conditional(index.to(self.device))
         return mean + torch.exp(0.5 * logvar) * self._randn(n, self.dim, generator=generator)
+
+
+class PseudoInputHooks:
+    """Mixin drawing a LightningModule's initial pseudo-inputs from the training set, once.
+
+    For methods whose ``prior`` is a :class:`PseudoInputMixture` (SWAE, VampPrior).
+    The module sets ``self.prior`` and ``self.pseudo_input_seed``; put the mixin first in the
+    bases (``class SWAE(PseudoInputHooks, GenerativeAutoencoder)``) so its hooks are used.
+    """
+
+    prior: PseudoInputMixture
+    pseudo_input_seed: int
+    trainer: Any
+
+    @property
+    def pseudo_inputs(self) -> PseudoInputs:
+        """The K learnable pseudo-inputs, (K, C, H, W) in ``.u``."""
+        return self.prior.pseudo_inputs
+
+    def on_fit_start(self) -> None:
+        """Draw the pseudo-inputs from the DataModule's training set (once; kept on resume)."""
+        self.pseudo_inputs.init_from_trainer(self.trainer, self.pseudo_input_seed, required=False)
+
+    def on_train_start(self) -> None:
+        """Initialise from the training dataloader when no DataModule provided the data."""
+        self.pseudo_inputs.init_from_trainer(self.trainer, self.pseudo_input_seed, required=True)
