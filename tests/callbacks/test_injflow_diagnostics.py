@@ -19,6 +19,7 @@ class RecordingLogger(Logger):
     def __init__(self) -> None:
         super().__init__()
         self.metrics: list[tuple[int, dict[str, float]]] = []
+        self.images: list[tuple[int, str, torch.Tensor]] = []
 
     name = "recording"  # type: ignore[assignment]
     version = 0  # type: ignore[assignment]
@@ -28,6 +29,9 @@ class RecordingLogger(Logger):
 
     def log_hyperparams(self, params, *args, **kwargs) -> None:
         pass
+
+    def log_image(self, key, images, step=None) -> None:  # what W&B's logger offers
+        self.images += [(step, key, image) for image in images]
 
 
 def test_linear_decoder_values_match_the_closed_form() -> None:
@@ -85,6 +89,10 @@ def test_callback_logs_on_schedule_writes_the_plot_and_leaves_training_alone(tmp
         logged[-1][1])
     assert all(m["diag/gap_log"] >= 0 and m["diag/gap_linear"] >= 0 for _, m in logged)
     assert (tmp_path / "injflow_spectrum.png").is_file()
+    assert [(step, key) for step, key, _ in logger.images] == [
+        (step, "diag/spectrum") for step in (0, 2, 4, 5)]  # the plot goes to W&B each time
+    image = logger.images[-1][2]
+    assert image.shape[0] == 3 and image.min() >= 0 and image.max() <= 1 and image.std() > 0
 
     restored = InjFlowDiagnostics()
     restored.load_state_dict(diagnostics.state_dict())
