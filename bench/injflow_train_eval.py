@@ -4,8 +4,9 @@ Trains InjFlow on MNIST as ``bench/injflow_bounds.py`` does (ConvBackbone width 
 batch 64, Adam 1e-3, forward-mode J v) and every ``--every`` steps prints the training loss's
 reconstruction term and E||x - g(h(x))||^2 on 256 fixed validation images, with the
 network in train mode (batch statistics) and in eval mode (BatchNorm running statistics).
-At the end it recomputes the running statistics over ``--recalibrate`` training batches (the
-cumulative average, no gradient) and prints the eval-mode error again.
+``--method ae`` runs the plain AE on the same backbone as the reference. At the end it
+recomputes the running statistics over ``--recalibrate`` training batches (the cumulative
+average, no gradient) and prints the eval-mode error again.
 
     python bench/injflow_train_eval.py --data-root ../shared/data --steps 1200 --bound linear
 """
@@ -21,10 +22,10 @@ from genae_lightning.backbones import ConvBackbone
 from genae_lightning.callbacks import PenaltySchedule
 from genae_lightning.data import MNIST
 from genae_lightning.functional import sum_squared_error
-from genae_lightning.methods import InjFlow
+from genae_lightning.methods import AE, GenerativeAutoencoder, InjFlow
 
 
-def fixed_batch_error(model: InjFlow, x: torch.Tensor, train_mode: bool) -> float:
+def fixed_batch_error(model: GenerativeAutoencoder, x: torch.Tensor, train_mode: bool) -> float:
     """Mean ||x - g(h(x))||^2 on ``x`` in train or eval mode; ``model`` is left untouched.
 
     Train mode runs on a copy, because a train-mode pass updates BatchNorm's running statistics.
@@ -57,17 +58,20 @@ class Probe(L.Callback):
                            ) -> None:
         step = trainer.global_step
         if step % self.every == 0:
-            rec = float(trainer.callback_metrics["train/rec"])
+            metrics = trainer.callback_metrics
+            rec = float(metrics["train/rec"] if "train/rec" in metrics else metrics["train/loss"])
+            mu = float(getattr(pl_module, "mu", float("nan")))
             print(f"| {step} | {trainer.current_epoch} | {rec:.2f} | "
                   f"{fixed_batch_error(pl_module, self.x, True):.2f} | "
                   f"{fixed_batch_error(pl_module, self.x, False):.2f} | "
-                  f"{float(pl_module.mu):.2f} |", flush=True)
+                  f"{mu:.2f} |", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", default="data")
     parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--method", choices=["injflow", "ae"], default="injflow")
     parser.add_argument("--bound", choices=["log", "linear"], default="linear")
     parser.add_argument("--constraint", choices=["penalty", "augmented_lagrangian"],
                         default="penalty")
@@ -77,14 +81,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     L.seed_everything(0, verbose=False)
-    model = InjFlow(image_shape=(1, 28, 28), latent_dim=32, bound=args.bound,
-                    constraint=args.constraint, prior_weight=0.01, eta=0.1, lam=1.0,
-                    jvp="forward", backbone=ConvBackbone(preset="mnist", width=0.25))
+    backbone = ConvBackbone(preset="mnist", width=0.25)
+    model: GenerativeAutoencoder = (
+        AE(image_shape=(1, 28, 28), latent_dim=32, backbone=backbone) if args.method == "ae"
+        else InjFlow(image_shape=(1, 28, 28), latent_dim=32, bound=args.bound,
+                     constraint=args.constraint, prior_weight=0.01, eta=0.1, lam=1.0,
+                     jvp="forward", backbone=backbone))
     dm = MNIST(root=args.data_root, batch_size=64, seed=0)
     dm.setup("fit")
     x = torch.stack([dm.val_dataset[i][0] for i in range(256)])
     callbacks: list[L.Callback] = [Probe(x, args.every)]
-    if args.constraint == "penalty":
+    if args.method == "injflow" and args.constraint == "penalty":
         callbacks.append(PenaltySchedule(nu=1.0, scale=1000.0))
     trainer = L.Trainer(accelerator="cpu", max_steps=args.steps, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
