@@ -6,7 +6,8 @@ reconstruction term and E||x - g(h(x))||^2 on 256 fixed validation images, with 
 network in train mode (batch statistics) and in eval mode (BatchNorm running statistics).
 ``--method ae`` runs the plain AE on the same backbone as the reference. At the end it
 recomputes the running statistics over ``--recalibrate`` training batches (the cumulative
-average, no gradient) and prints the eval-mode error again.
+average, no gradient: ``genae_lightning.metrics.recalibrate_batchnorm``) and prints the
+eval-mode error again.
 
     python bench/injflow_train_eval.py --data-root ../shared/data --steps 1200 --bound linear
 """
@@ -16,13 +17,13 @@ import copy
 
 import lightning as L
 import torch
-from torch import nn
 
 from genae_lightning.backbones import ConvBackbone
 from genae_lightning.callbacks import PenaltySchedule
 from genae_lightning.data import MNIST
 from genae_lightning.functional import sum_squared_error
 from genae_lightning.methods import AE, GenerativeAutoencoder, InjFlow
+from genae_lightning.metrics import recalibrate_batchnorm
 
 
 def fixed_batch_error(model: GenerativeAutoencoder, x: torch.Tensor, train_mode: bool) -> float:
@@ -33,19 +34,6 @@ def fixed_batch_error(model: GenerativeAutoencoder, x: torch.Tensor, train_mode:
     probe = copy.deepcopy(model).train(train_mode)
     with torch.no_grad():
         return sum_squared_error(x, probe.reconstruct(x)).mean().item()
-
-
-def recalibrate(model: nn.Module, batches: list[torch.Tensor]) -> None:
-    """Recompute every BatchNorm's running statistics as the average over ``batches``."""
-    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average
-    model.train()
-    with torch.no_grad():
-        for x in batches:
-            model.reconstruct(x)
-    model.eval()
 
 
 class Probe(L.Callback):
@@ -101,8 +89,7 @@ def main() -> None:
           "fixed batch, eval mode | mu |\n|---|---|---|---|---|---|", flush=True)
     trainer.fit(model, datamodule=dm)
     before = fixed_batch_error(model, x, False)
-    loader = iter(dm.train_dataloader())
-    recalibrate(model, [next(loader)[0] for _ in range(args.recalibrate)])
+    recalibrate_batchnorm(model, dm.train_dataloader(), args.recalibrate)
     after = fixed_batch_error(model, x, False)
     print(f"\neval-mode error at the end: {before:.2f}; after recomputing the BatchNorm running "
           f"statistics over {args.recalibrate} training batches: {after:.2f}", flush=True)

@@ -19,7 +19,7 @@ import genae_lightning.data  # noqa: F401  (registers DataModules for short name
 from genae_lightning import __version__
 from genae_lightning.checkpoint import load_method
 from genae_lightning.data import ImageDataModule
-from genae_lightning.metrics import FID, SAMPLERS, MetricsConfig, evaluate_generative
+from genae_lightning.metrics import FID, SAMPLERS, MetricsConfig, batchnorm, evaluate_generative
 from genae_lightning.metrics.diagnostics import DiagnosticsConfig, dataset_submanifold_metrics
 from genae_lightning.report import markdown_table
 
@@ -53,6 +53,7 @@ def evaluate_checkpoint(
     device: str = "cpu",
     name: str | None = None,
     submanifold: DiagnosticsConfig | None = None,
+    recalibrate_batchnorm: int = 0,
 ) -> dict[str, Any]:
     """Evaluate one checkpoint on a DataModule; returns the JSON record ``genae report`` reads.
 
@@ -66,6 +67,10 @@ def evaluate_checkpoint(
         name: Row label in tables (default: the method's class name).
         submanifold: Also the dpVAE diagnostics of VAE-like methods (``skl``, ``nll``,
             ``fid/low_posterior``, ``leakage/<tau>``) with these sample counts.
+        recalibrate_batchnorm: First recompute the BatchNorm running statistics over this many
+            training batches (see :func:`~genae_lightning.metrics.recalibrate_batchnorm`); the
+            post-hoc priors of the checkpoint are then refitted here, since the codes change.
+            0 evaluates the checkpoint as saved.
     """
     config = config or MetricsConfig()
     start = time.perf_counter()
@@ -78,6 +83,12 @@ def evaluate_checkpoint(
     if evaluation is None:
         raise ValueError(f"{type(datamodule).__name__} has no {split}_dataset after setup; "
                          "evaluate on --split test or --split val")
+    if recalibrate_batchnorm > 0:
+        loader = batchnorm.recalibration_loader(datamodule.train_dataset, config.batch_size,
+                                                config.seed)
+        batchnorm.recalibrate_batchnorm(model, loader, recalibrate_batchnorm, config.progress)
+        model.posthoc_priors.clear()  # fitted to codes of the old statistics: refit below
+        had_priors = []
     if fid is not None:
         fid.to(device)
     result = evaluate_generative(model, datamodule.train_dataset, evaluation, fid, config,
@@ -97,6 +108,7 @@ def evaluate_checkpoint(
         "features": None if fid is None else fid.feature_id,
         "samplers": {s: ("checkpoint" if s in had_priors else "fitted here")
                      for s in config.samplers if s != "prior"},
+        "recalibrated_batchnorm_batches": recalibrate_batchnorm,
         "metrics": result.metrics,
         "settings": asdict(config),
         "device": device,
@@ -139,6 +151,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--progress", type=bool, default=True, help="show progress bars")
     parser.add_argument("--submanifold", type=bool, default=False,
                         help="VAE-like methods: also skl, nll, fid/low_posterior, leakage/<tau>")
+    parser.add_argument("--recalibrate_batchnorm", type=int, default=0,
+                        help="first recompute BatchNorm running statistics over this many training "
+                        "batches (and refit the post-hoc priors); 0: the checkpoint as saved")
     parser.add_argument("--nll_k", type=int, default=1000,
                         help="importance samples per image of the --submanifold NLL")
     return parser
@@ -175,7 +190,8 @@ def evaluate(argv: list[str]) -> dict[str, Any]:
     diagnostics = DiagnosticsConfig(nll_k=cfg.nll_k, lp_samples=cfg.num_samples,
                                     batch_size=cfg.batch_size, seed=cfg.seed)
     record = evaluate_checkpoint(ckpt, datamodule, fid, config, cfg.split, cfg.device, cfg.name,
-                                 diagnostics if cfg.submanifold else None)
+                                 diagnostics if cfg.submanifold else None,
+                                 cfg.recalibrate_batchnorm)
     config_path = run_config(ckpt)
     out = Path(cfg.out or (config_path.parent if config_path else ckpt.parent) / "evaluation.json")
     out.parent.mkdir(parents=True, exist_ok=True)

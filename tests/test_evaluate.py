@@ -127,3 +127,28 @@ def test_report_from_csv_logs_and_errors(tmp_path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no results under"):
         main(["report", str(tmp_path / "empty")])
+
+
+def test_evaluate_can_recalibrate_batchnorm_first(runs, tmp_path) -> None:
+    config = fit_config("AE", tmp_path)
+    config["model"]["init_args"]["backbone"]["init_args"]["batch_norm"] = True
+    (tmp_path / "bn.yaml").write_text(yaml.safe_dump(config))
+    main(["fit", "--config", str(tmp_path / "bn.yaml")])
+    ckpt = tmp_path / "ae" / "version_0" / "checkpoints" / "last.ckpt"
+    saved = ckpt.read_bytes()
+    common = ["evaluate", "--ckpt_path", str(ckpt), "--no_fid", "true", "--num_samples", "64",
+              "--batch_size", "32", "--progress", "false"]
+    records = {}
+    for n in (0, 3):
+        main([*common, "--recalibrate_batchnorm", str(n), "--out", str(tmp_path / f"{n}.json")])
+        records[n] = json.loads((tmp_path / f"{n}.json").read_text())
+    assert records[0]["recalibrated_batchnorm_batches"] == 0
+    assert records[0]["samplers"] == {"gaussian": "checkpoint", "gmm": "checkpoint"}
+    assert records[3]["recalibrated_batchnorm_batches"] == 3
+    assert records[3]["samplers"] == {"gaussian": "fitted here", "gmm": "fitted here"}
+    assert records[3]["metrics"]["val/rec_sse"] != records[0]["metrics"]["val/rec_sse"]
+    assert ckpt.read_bytes() == saved  # evaluation never writes the checkpoint
+    with pytest.raises(ValueError, match="no BatchNorm layer"):  # the MLP of `runs` has none
+        main(["evaluate", "--ckpt_path", str(runs["AE"]), "--no_fid", "true",
+              "--recalibrate_batchnorm", "2", "--progress", "false", "--out",
+              str(tmp_path / "x.json")])

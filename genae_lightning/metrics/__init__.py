@@ -4,6 +4,7 @@ Entry points: :func:`evaluate_generative` (every metric of a trained method at o
 ``GenerativeMetrics`` callback and ``genae evaluate``), :class:`FID`, :func:`knn_accuracy`.
 """
 
+from genae_lightning.metrics.batchnorm import recalibrate_batchnorm
 from genae_lightning.metrics.classifier import ClassifierFeatures, SmallClassifier
 from genae_lightning.metrics.distributed import Collective
 from genae_lightning.metrics.features import inception_weights
@@ -27,6 +28,7 @@ __all__ = [
     "inception_weights",
     "knn_accuracy",
     "posthoc_priors",
+    "recalibrate_batchnorm",
     "sample_batches",
     "to_rgb",
 ]
