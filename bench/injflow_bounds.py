@@ -41,7 +41,8 @@ from genae_lightning.callbacks import InjFlowDiagnostics, PenaltySchedule
 from genae_lightning.data import MNIST, Digits, ImageDataModule
 from genae_lightning.features import train_classifier
 from genae_lightning.methods import InjFlow
-from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
+from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative, recalibrate_batchnorm
+from genae_lightning.metrics.batchnorm import recalibration_loader
 
 BOUNDS = ("log", "linear")
 # penalty: the paper's PenaltySchedule (mu = 1 + i / 1000); AL: constraint="augmented_lagrangian";
@@ -104,6 +105,9 @@ def train_one(
     start = time.perf_counter()
     trainer.fit(model, datamodule=dm)
     train_seconds = time.perf_counter() - start
+    if args.recalibrate_batchnorm:  # evaluate with freshly averaged BatchNorm statistics
+        loader = recalibration_loader(dm.train_dataset, args.batch_size, seed)
+        recalibrate_batchnorm(model, loader, args.recalibrate_batchnorm)
     fid = FID(feature=str(feature), disk_cache=False, progress=False)
     config = MetricsConfig(num_samples=args.eval_samples, knn_train_samples=args.eval_train,
                            samplers=("gaussian", "gmm"), batch_size=256, seed=seed,
@@ -192,6 +196,9 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/injflow_bounds")
     parser.add_argument("--figures", default=None, help="copy spectrum PNGs here (docs/figures)")
     parser.add_argument("--resume", action="store_true", help="keep the runs in results.json")
+    parser.add_argument("--recalibrate-batchnorm", type=int, default=0,
+                        help="before the final evaluation, recompute BatchNorm statistics over "
+                        "this many training batches (docs/injflow.md); 0: as trained")
     parser.add_argument("--matched", action="store_true",
                         help="also penalty runs whose mu grows linearly to 1 + the AL's lambda")
     args = parser.parse_args()
