@@ -29,11 +29,15 @@ from genae_lightning.metrics import recalibrate_batchnorm
 def fixed_batch_error(model: GenerativeAutoencoder, x: torch.Tensor, train_mode: bool) -> float:
     """Mean ||x - g(h(x))||^2 on ``x`` in train or eval mode; ``model`` is left untouched.
 
-    Train mode runs on a copy, because a train-mode pass updates BatchNorm's running statistics.
+    Train mode runs on a copy, because a train-mode pass updates BatchNorm's running statistics;
+    eval mode changes nothing, so it runs on the model itself (its mode is restored).
     """
-    probe = copy.deepcopy(model).train(train_mode)
+    was_training = model.training
+    probe = copy.deepcopy(model).train() if train_mode else model.eval()
     with torch.no_grad():
-        return sum_squared_error(x, probe.reconstruct(x)).mean().item()
+        error = sum_squared_error(x, probe.reconstruct(x)).mean().item()
+    model.train(was_training)
+    return error
 
 
 class Probe(L.Callback):
