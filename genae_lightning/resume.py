@@ -24,11 +24,9 @@ class ResumeError(ValueError):
 
 
 def _plain(value: Any) -> Any:
-    """``value`` with mappings as dicts, sequences as lists and paths as strings."""
+    """``value`` with mappings (Namespaces too) as dicts, sequences as lists, paths as str."""
     if hasattr(value, "items"):
         return {str(k): _plain(v) for k, v in value.items()}
-    if hasattr(value, "__dict__") and type(value).__name__ == "Namespace":
-        return _plain(vars(value))
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     if isinstance(value, Path):
