@@ -52,3 +52,8 @@ def load_method(ckpt_path: str | Path, map_location: str = "cpu") -> GenerativeA
     if not (isinstance(cls, type) and issubclass(cls, GenerativeAutoencoder)):
         raise ValueError(f"{info['method']!r} in {str(path)!r} is not a GenerativeAutoencoder")
     return cls.load_from_checkpoint(path, map_location=map_location, weights_only=False)
+
+
+def read_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
+    """The checkpoint dictionary in ``path``, loaded without running any code in it."""
+    return torch.load(path, map_location=map_location, weights_only=True)

@@ -7,12 +7,14 @@ from pathlib import Path
 
 import torch
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
 from torchvision.utils import save_image
 
 import genae_lightning.callbacks  # noqa: F401  (registers callbacks for short names)
 import genae_lightning.data  # noqa: F401  (registers DataModules for short names)
 import genae_lightning.methods  # noqa: F401  (registers methods for short names)
 from genae_lightning.callbacks import GracefulInterrupt
+from genae_lightning.checkpoint import read_checkpoint
 from genae_lightning.data import ImageDataModule
 from genae_lightning.evaluate import evaluate
 from genae_lightning.features import train_features
@@ -20,6 +22,7 @@ from genae_lightning.loggers import describe_runs
 from genae_lightning.methods import GenerativeAutoencoder
 from genae_lightning.metrics.traversal import traverse
 from genae_lightning.report import report
+from genae_lightning.resume import check_data, check_method, find_last_checkpoint
 
 
 class GenaeCLI(LightningCLI):
@@ -35,8 +38,38 @@ class GenaeCLI(LightningCLI):
             apply_on="instantiate",
         )
 
+    def _parse_ckpt_path(self) -> None:
+        """Keep the model the config describes when a checkpoint is given.
+
+        LightningCLI would replace the config's model settings by the checkpoint's, silently
+        dropping overrides and even swapping the method; ``check_resume`` compares them instead
+        and refuses any difference.
+        """
+
+    def check_resume(self, subcommand: str) -> None:
+        """Resolve ``--ckpt_path last`` and refuse a checkpoint this run cannot continue.
+
+        The method (class and hyperparameters) must be the checkpoint's for every subcommand;
+        ``fit`` also keeps the data settings that decide the split and the batches' order.
+        """
+        ckpt_path = self.config_init[subcommand].get("ckpt_path")
+        if not ckpt_path or ckpt_path in ("best", "hpc"):
+            return
+        if ckpt_path == "last":
+            ckpt_path = find_last_checkpoint(self.trainer)
+            rank_zero_info(f"--ckpt_path last: resuming from {ckpt_path}")
+            self.config_init[subcommand]["ckpt_path"] = str(ckpt_path)
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+        checkpoint = read_checkpoint(path)
+        check_method(path, checkpoint, self.model)
+        if subcommand == "fit" and self.datamodule is not None:
+            check_data(path, checkpoint, self.datamodule)
+
     def before_fit(self) -> None:
-        """Group and tag W&B runs by dataset and method before the run starts."""
+        """Check the resume, then group and tag W&B runs by dataset and method."""
+        self.check_resume(self.subcommand)
         describe_runs(self.trainer, self.model, self.datamodule)
 
     before_validate = before_test = before_fit
