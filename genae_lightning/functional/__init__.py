@@ -1,6 +1,7 @@
 """Pure, tested maths shared by the methods (no modules, no state)."""
 
 from genae_lightning.functional.adversarial import discriminator_loss, generator_loss
+from genae_lightning.functional.batchnorm import batchnorm_layers, frozen_batchnorm_stats
 from genae_lightning.functional.denoising import denoising_error
 from genae_lightning.functional.gaussian import gaussian_kl_standard, gaussian_nll, reparameterize
 from genae_lightning.functional.injflow import (
@@ -15,6 +16,7 @@ from genae_lightning.functional.jacobian import (
     estimate_jacobian_sq_norm,
     jvp_finite_difference,
     jvp_forward,
+    jvp_needs_grad,
     vjp_reverse,
 )
 from genae_lightning.functional.lagrangian import (
@@ -56,6 +58,9 @@ __all__ = [
     "injectivity_penalty",
     "jvp_finite_difference",
     "jvp_forward",
+    "jvp_needs_grad",
+    "batchnorm_layers",
+    "frozen_batchnorm_stats",
     "linear_frobenius_term",
     "log_frobenius_term",
     "penalty_coefficient",

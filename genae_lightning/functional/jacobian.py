@@ -5,11 +5,15 @@ Three ways to get an unbiased one-sample estimate of the squared Frobenius norm 
 
 * ``"forward"``: forward-mode AD (dual tensors) gives J v in the same pass as g(z); exact J v.
   Works with BatchNorm in train mode (``torch.func.jvp`` does not).
-* ``"finite_difference"``: eq. (8), J v ~ (g(z + eps v) - g(z)) / eps; two decoder passes.
+* ``"finite_difference"``: eq. (8), J v ~ (g(z + eps v) - g(z)) / eps; two decoder passes, the
+  perturbed one with BatchNorm running statistics frozen (one update per step, as in the others).
 * ``"reverse"``: the paper's footnote 2, ||J^T u||^2 with u ~ N(0, I_D), by reverse-mode AD.
 
 With v ~ N(0, I_d), E||J v||^2 = ||J||_F^2, and likewise E||J^T u||^2 = ||J||_F^2 with
 u ~ N(0, I_D).
+
+Which modes need autograd at validation and test time is decided in one place,
+:func:`jvp_needs_grad`; the methods' ``loss_needs_grad`` asks it.
 """
 
 from collections.abc import Callable
@@ -19,7 +23,9 @@ from typing import Literal
 
 import torch
 import torch.autograd.forward_ad as fwAD
-from torch import Tensor
+from torch import Tensor, nn
+
+from genae_lightning.functional.batchnorm import frozen_batchnorm_stats
 
 JvpMode = Literal["forward", "finite_difference", "reverse"]
 JVP_MODES: tuple[str, ...] = ("forward", "finite_difference", "reverse")
@@ -39,6 +45,28 @@ def check_jvp_mode(mode: str, eps: float = 0.01) -> None:
         raise ValueError(f"jvp must be 'forward', 'finite_difference' or 'reverse', got {mode!r}")
     if eps <= 0:
         raise ValueError(f"finite-difference eps must be > 0 (the paper uses 0.01), got {eps}")
+
+
+def jvp_needs_grad(mode: str) -> bool:
+    """Whether the J v estimator ``mode`` must run with autograd on (inference mode off).
+
+    Lightning validates and tests under ``torch.inference_mode``. There:
+
+    * ``"forward"``: forward-mode AD is switched off by inference mode, so J v would come out as
+      zeros (``jvp_forward`` refuses to run there); it needs inference mode off.
+    * ``"reverse"``: J^T u is a gradient (``torch.autograd.grad``); it needs grad mode on.
+    * ``"finite_difference"``: two plain forward passes; it runs under inference mode.
+
+    A method whose loss estimates J v returns this from ``loss_needs_grad``; the base class then
+    computes validation and test losses under ``torch.inference_mode(False)`` and
+    ``torch.enable_grad()`` (and detaches the logged terms).
+
+    Example:
+        >>> [jvp_needs_grad(m) for m in ("forward", "finite_difference", "reverse")]
+        [True, False, True]
+    """
+    check_jvp_mode(mode)
+    return mode != "finite_difference"
 
 
 @dataclass
@@ -78,6 +106,12 @@ def jvp_forward(fn: Callable[[Tensor], Tensor], z: Tensor, v: Tensor) -> tuple[T
         >>> jv
         tensor([[2., 0., 1.]])
     """
+    if torch.is_inference_mode_enabled():
+        raise RuntimeError(
+            "forward-mode AD gives J v = 0 under torch.inference_mode (Lightning's validation and "
+            "test); run it under torch.inference_mode(False), e.g. return "
+            "functional.jacobian.jvp_needs_grad(mode) from the method's loss_needs_grad"
+        )
     with fwAD.dual_level(), _eager():
         out_dual = fn(fwAD.make_dual(z, v))
         out, jv = fwAD.unpack_dual(out_dual)
@@ -91,6 +125,12 @@ def jvp_finite_difference(
 ) -> tuple[Tensor, Tensor]:
     """Return (fn(z), (fn(z + eps v) - fn(z)) / eps), eq. (8) of the InjFlow paper.
 
+    When ``fn`` is an ``nn.Module``, the perturbed pass runs with its BatchNorm running statistics
+    frozen (:func:`~genae_lightning.functional.batchnorm.frozen_batchnorm_stats`): it still
+    normalises with the batch's statistics, so the quotient is of the training-mode function,
+    but the statistics are updated once per call, by fn(z), as with the other estimators. A
+    plain callable wrapping BatchNorm layers must be frozen by the caller.
+
     Example:
         >>> import torch
         >>> out, jv = jvp_finite_difference(lambda z: z**2, torch.ones(1, 1), torch.ones(1, 1))
@@ -100,7 +140,10 @@ def jvp_finite_difference(
     if eps <= 0:
         raise ValueError(f"finite-difference eps must be > 0 (the paper uses 0.01), got {eps}")
     out = fn(z)
-    return out, (fn(z + eps * v) - out) / eps
+    frozen = frozen_batchnorm_stats(fn) if isinstance(fn, nn.Module) else nullcontext()
+    with frozen:
+        out_eps = fn(z + eps * v)
+    return out, (out_eps - out) / eps
 
 
 def vjp_reverse(

@@ -8,7 +8,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import estimate_jacobian_sq_norm, squared_l2_norm, sum_squared_error
-from genae_lightning.functional.jacobian import JvpMode, check_jvp_mode
+from genae_lightning.functional.jacobian import JvpMode, check_jvp_mode, jvp_needs_grad
 from genae_lightning.methods.ae import AE
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 
@@ -142,8 +142,8 @@ class CAE(GenerativeAutoencoder):
 
     @property
     def loss_needs_grad(self) -> bool:
-        """The reverse-mode estimator differentiates inside the loss."""
-        return self.jvp == "reverse"
+        """Whether the J v estimator needs autograd in validation (``jvp_needs_grad``)."""
+        return jvp_needs_grad(self.jvp)
 
     def loss(self, x: Tensor) -> LossOutput:
         """Reconstruction error plus the weighted one-sample estimate of ||J_h(x)||_F^2."""

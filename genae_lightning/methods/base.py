@@ -136,7 +136,10 @@ class GenerativeAutoencoder(L.LightningModule):
     # ----------------------------------------------------------------- training
     @property
     def loss_needs_grad(self) -> bool:
-        """Whether ``loss`` takes derivatives itself (then validation runs it with autograd on)."""
+        """Whether ``loss`` takes derivatives itself (then validation runs it with autograd on).
+
+        Methods that estimate J v return ``functional.jacobian.jvp_needs_grad(self.jvp)``.
+        """
         return False
 
     @contextlib.contextmanager

@@ -15,7 +15,7 @@ from genae_lightning.functional import (
     log_frobenius_term,
     sum_squared_error,
 )
-from genae_lightning.functional.jacobian import JvpMode
+from genae_lightning.functional.jacobian import JvpMode, jvp_needs_grad
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.methods.constraints import DualAscentMultiplier
 
@@ -113,12 +113,8 @@ class InjFlow(GenerativeAutoencoder):
 
     @property
     def loss_needs_grad(self) -> bool:
-        """Reverse mode differentiates inside the loss; forward mode needs autograd switched on too.
-
-        Forward-mode AD returns J v = 0 under inference mode (Lightning's validation), which would
-        make ``val/jac`` and ``val/inj`` wrong; only finite differences run without autograd.
-        """
-        return self.jvp != "finite_difference"
+        """Whether the J v estimator needs autograd in validation (``jvp_needs_grad``)."""
+        return jvp_needs_grad(self.jvp)
 
     def loss(self, x: Tensor) -> LossOutput:
         """Objective (9) or (10) with a one-sample Jacobian estimate, averaged over the batch."""

@@ -9,6 +9,19 @@ Every term trains exactly the parameters the paper assigns to it, in one backwar
 * L_nll^phi (5) = 1/2 ||f(x)||^2 trains phi only (it does not involve g).
 * L_nll^theta (6) trains theta only: h(z) and h(z + delta) are computed through f with phi
   detached (``torch.func.functional_call``), so gradients reach g through f but not phi.
+
+BatchNorm running statistics (eval mode uses them). A step passes several batches through each
+network, from different distributions (the paper, section 3). Each distribution that the
+objective feeds a network updates its statistics once per step:
+
+* encoder: the data x (L_r, (5)), the generated images g(z), z ~ N(0, I) ((2)), and the
+  reconstructions g(f(x)) ((3); also what f sees inside h in (6) and (10));
+* decoder: the codes f(x) (L_r) and the prior samples z ~ N(0, I) ((2)).
+
+The pass of h on the pair (f(x), f(x) + delta) of (6) (VPGA: (f(x), z ~ q(z|x)) of (10)) runs
+with both networks' statistics frozen (``_frozen_h``): it re-evaluates codes already counted,
+and its perturbed half is a finite-difference device, like the perturbed pass of
+``jvp="finite_difference"``. It still normalises with batch statistics, as in training.
 """
 
 import math
@@ -22,6 +35,7 @@ from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import gaussian_kl_standard, gaussian_nll, reparameterize
 from genae_lightning.functional import sum_squared_error as sse
+from genae_lightning.functional.batchnorm import frozen_batchnorm_stats
 from genae_lightning.functional.pga import log_det_jacobian_estimate, sphere_perturbation
 from genae_lightning.methods.base import (
     GaussianPosteriorAutoencoder,
@@ -34,10 +48,12 @@ def _frozen_h(encoder: nn.Module, decoder: nn.Module, z: Tensor, dim: int) -> Te
     """h(z) = f(g(z))[:, :dim] with f's parameters detached: gradients reach theta, not phi.
 
     Computed in float32 with autocast off: (6) takes the difference h(z + delta) - h(z) of a
-    step of size epsilon, which bfloat16/float16 rounding would swamp.
+    step of size epsilon, which bfloat16/float16 rounding would swamp. BatchNorm running
+    statistics stay as they are (module docstring): z holds codes f(x) already counted this step.
     """
     params = {name: p.detach() for name, p in encoder.named_parameters()}
-    with torch.autocast(device_type=z.device.type, enabled=False):
+    with torch.autocast(device_type=z.device.type, enabled=False), \
+            frozen_batchnorm_stats(encoder, decoder):
         return torch.func.functional_call(encoder, params, (decoder(z.float()),))[:, :dim]
 
 

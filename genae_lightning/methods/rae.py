@@ -9,7 +9,7 @@ from torch import Tensor
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import estimate_jacobian_sq_norm, squared_l2_norm, sum_squared_error
-from genae_lightning.functional.jacobian import JvpMode, check_jvp_mode
+from genae_lightning.functional.jacobian import JvpMode, check_jvp_mode, jvp_needs_grad
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 
 
@@ -67,8 +67,8 @@ class RAE(GenerativeAutoencoder):
 
     @property
     def loss_needs_grad(self) -> bool:
-        """RAE-GP's reverse-mode estimator differentiates inside the loss."""
-        return self.regularizer == "gp" and self.jvp == "reverse"
+        """Whether RAE-GP's J v estimator needs autograd in validation (``jvp_needs_grad``)."""
+        return self.regularizer == "gp" and jvp_needs_grad(self.jvp)
 
     def loss(self, x: Tensor) -> LossOutput:
         """Reconstruction + beta * embedding penalty + lam * decoder regulariser."""

@@ -15,11 +15,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from genae_lightning.functional.batchnorm import batchnorm_layers
 
-def batchnorm_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    """The BatchNorm layers of ``module`` (1d, 2d, 3d, sync) that track running statistics."""
-    return [m for m in module.modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+__all__ = ["batchnorm_layers", "recalibrate_batchnorm", "recalibration_loader"]
 
 
 @torch.no_grad()

@@ -1,4 +1,6 @@
-"""The three J v estimators against the exact Jacobian of a small decoder."""
+"""The three J v estimators against the exact Jacobian of a small decoder; BatchNorm updates."""
+
+import copy
 
 import pytest
 import torch
@@ -6,8 +8,10 @@ from torch import nn
 
 from genae_lightning.functional import (
     estimate_jacobian_sq_norm,
+    frozen_batchnorm_stats,
     jvp_finite_difference,
     jvp_forward,
+    jvp_needs_grad,
     vjp_reverse,
 )
 
@@ -99,3 +103,69 @@ def test_bad_mode_and_shapes_are_clear_errors() -> None:
         estimate_jacobian_sq_norm(fn, torch.randn(3), "forward")
     with pytest.raises(ValueError, match="eps must be > 0"):
         jvp_finite_difference(fn, torch.randn(2, 3), torch.randn(2, 3), eps=0.0)
+
+
+@pytest.mark.parametrize("mode", ["forward", "finite_difference", "reverse"])
+def test_jvp_needs_grad_says_which_modes_fail_under_inference_mode(mode) -> None:
+    fn = small_decoder().float().eval()
+    z = torch.randn(4, 3)
+    with torch.inference_mode():
+        if jvp_needs_grad(mode):
+            with pytest.raises(RuntimeError):
+                estimate_jacobian_sq_norm(fn, z, mode)
+        else:
+            assert (estimate_jacobian_sq_norm(fn, z, mode).sq_norm > 0).all()
+        with torch.inference_mode(False), torch.enable_grad():  # what validation then does
+            assert (estimate_jacobian_sq_norm(fn, z.clone(), mode).sq_norm > 0).all()
+    assert [jvp_needs_grad(m) for m in ("forward", "finite_difference", "reverse")] == [
+        True, False, True]
+    with pytest.raises(ValueError, match="jvp must be"):
+        jvp_needs_grad("sideways")
+
+
+def test_forward_mode_refuses_inference_mode_instead_of_returning_zeros() -> None:
+    fn = small_decoder().eval()
+    with torch.inference_mode(), pytest.raises(RuntimeError, match="J v = 0 under torch.inference"):
+        z = torch.randn(2, 3, dtype=torch.double)
+        jvp_forward(fn, z, torch.randn_like(z))
+
+
+@pytest.mark.parametrize("mode", ["forward", "finite_difference", "reverse"])
+def test_every_mode_updates_batchnorm_statistics_once(mode) -> None:
+    fn = small_decoder(batch_norm=True).float().train()
+    reference = copy.deepcopy(fn)
+    z = torch.randn(6, 3)
+    reference(z)  # one plain training-mode pass
+    est = estimate_jacobian_sq_norm(fn, z, mode)
+    bn, ref_bn = fn[1], reference[1]
+    assert int(bn.num_batches_tracked) == 1
+    torch.testing.assert_close(bn.running_mean, ref_bn.running_mean)
+    torch.testing.assert_close(bn.running_var, ref_bn.running_var)
+    est.sq_norm.sum().backward()  # the frozen pass keeps the graph intact
+    assert fn[0].weight.grad.abs().sum() > 0
+
+
+def test_finite_difference_quotient_is_of_the_training_mode_function() -> None:
+    fn = small_decoder(batch_norm=True).train()
+    plain = copy.deepcopy(fn)
+    z, v = torch.randn(6, 3, dtype=torch.double), torch.randn(6, 3, dtype=torch.double)
+    out, jv = jvp_finite_difference(fn, z, v, eps=0.01)
+    expected = (plain(z + 0.01 * v) - plain(z)) / 0.01  # batch statistics in both passes
+    torch.testing.assert_close(out, plain(z))
+    torch.testing.assert_close(jv, expected, rtol=0, atol=0)
+    assert int(fn[1].num_batches_tracked) == 1 and int(plain[1].num_batches_tracked) == 3
+
+
+def test_frozen_batchnorm_stats_restores_and_leaves_eval_layers_alone() -> None:
+    train_bn, eval_bn = nn.BatchNorm1d(2, momentum=None), nn.BatchNorm1d(2).eval()
+    eval_bn.running_mean.fill_(5.0)
+    x = torch.randn(4, 2)
+    with pytest.raises(KeyError), frozen_batchnorm_stats(train_bn, eval_bn):
+        torch.testing.assert_close(train_bn(x), nn.functional.batch_norm(x, None, None,
+                                                                         training=True))
+        torch.testing.assert_close(eval_bn(x), (x - 5.0) / (1 + eval_bn.eps) ** 0.5)
+        raise KeyError("the block fails")
+    assert train_bn.track_running_stats and eval_bn.track_running_stats  # restored
+    assert int(train_bn.num_batches_tracked) == 0 and train_bn.running_mean.abs().sum() == 0
+    train_bn(x)  # tracking again: cumulative average (momentum None) of one batch
+    torch.testing.assert_close(train_bn.running_mean, x.mean(dim=0))
