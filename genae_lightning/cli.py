@@ -13,6 +13,7 @@ import genae_lightning.callbacks  # noqa: F401  (registers callbacks for short n
 import genae_lightning.data  # noqa: F401  (registers DataModules for short names)
 import genae_lightning.methods  # noqa: F401  (registers methods for short names)
 from genae_lightning.callbacks import GracefulInterrupt
+from genae_lightning.checkpoint import refusal
 from genae_lightning.checkpoint_io import SAFE_CHECKPOINT_IO
 from genae_lightning.data import ImageDataModule
 from genae_lightning.evaluate import evaluate
@@ -35,6 +36,18 @@ class GenaeCLI(LightningCLI):
             compute_fn=list,
             apply_on="instantiate",
         )
+
+    def _parse_ckpt_path(self) -> None:
+        """LightningCLI reads ``--ckpt_path``'s hyperparameters; name a bad file clearly."""
+        subcommand = self.config.get("subcommand")
+        path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        try:
+            super()._parse_ckpt_path()
+        except Exception as err:
+            clear = refusal(str(path), err)
+            if clear is None:
+                raise
+            raise clear from err
 
     def before_fit(self) -> None:
         """Group and tag W&B runs by dataset and method before the run starts."""

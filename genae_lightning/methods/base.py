@@ -359,7 +359,6 @@ class GenerativeAutoencoder(L.LightningModule):
         """
         from lightning.pytorch.core.saving import _load_state
 
-        checkpoint.setdefault(cls.CHECKPOINT_HYPER_PARAMS_KEY, {}).update(kwargs)
         model = _load_state(cls, checkpoint, strict=strict, **kwargs)
         device = next((t.device for t in checkpoint.get("state_dict", {}).values()
                        if isinstance(t, Tensor)), None)
