@@ -224,3 +224,10 @@ def test_checkpoint_of_other_image_shape_names_both_shapes(tmp_path) -> None:
         assert str(ckpt) in str(err.value)
     with pytest.raises(ValueError, match=r"\(1, 28, 28\).*\(1, 8, 8\)"):
         AE.load_from_checkpoint(ckpt, image_shape=(1, 8, 8))
+
+
+def test_read_checkpoint_refuses_a_non_dictionary(tmp_path) -> None:
+    path = tmp_path / "list.ckpt"
+    torch.save([torch.zeros(2)], path)
+    with pytest.raises(ValueError, match="is not a checkpoint: it holds a list"):
+        read_checkpoint(path)

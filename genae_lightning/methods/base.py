@@ -292,7 +292,7 @@ class GenerativeAutoencoder(L.LightningModule):
             where = getattr(trainer, "ckpt_path", None) if trainer is not None else None
             name = "the checkpoint" if where is None else f"checkpoint {str(where)!r}"
             raise ValueError(
-                f"{name} holds a {type(self).__name__} for images of shape "
+                f"{name} holds {type(self).__name__} weights for images of shape "
                 f"{tuple(int(s) for s in saved)}, but this model (and its data) has image_shape "
                 f"{tuple(self.image_shape)}: run it on the data it was trained on (the run's "
                 "config.yaml names it, e.g. --data MNIST), or fit a new model on this data "
