@@ -1,6 +1,7 @@
 """The thin base every method derives from: backbone + loss + sampling + logging."""
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +16,12 @@ from genae_lightning.backbones import Backbone, ConvBackbone
 from genae_lightning.backbones.base import ImageShape, check_image_shape
 from genae_lightning.priors import POSTHOC_PRIORS, Prior, StandardNormal, prior_from_state
 
-# Optimizer classes are hyperparameters too (``optimizer=torch.optim.Adam``): allow them in
-# weights-only checkpoint loading, which Lightning uses when resuming a run.
+# Optimizer classes are hyperparameters too (``optimizer=torch.optim.Adam``, or
+# ``functools.partial(torch.optim.SGD, lr=0.1)`` from Python): allow them in weights-only
+# checkpoint loading. A partial can only wrap globals that are allowed themselves.
 torch.serialization.add_safe_globals(
     [getattr(torch.optim, name) for name in torch.optim.__all__
-     if isinstance(getattr(torch.optim, name), type)]
+     if isinstance(getattr(torch.optim, name), type)] + [functools.partial]
 )
 
 
