@@ -1,11 +1,43 @@
-"""Load a trained method from a checkpoint without its config."""
+"""Read checkpoints safely and load a trained method from one without its config.
 
+Every checkpoint the package reads goes through :func:`read_checkpoint`: ``torch.load`` with
+``weights_only=True``, so a file can hold tensors, plain containers and the classes registered
+with ``torch.serialization.add_safe_globals`` (backbones, optimizer classes), and nothing that
+runs code when it is unpickled.
+"""
+
+import errno
 import importlib
+import os
+import pickle
+import re
 from pathlib import Path
+from typing import IO, Any
 
 import torch
 
 from genae_lightning.methods.base import GenerativeAutoencoder
+
+# How torch's weights-only unpickler names a global it refuses.
+_GLOBAL = re.compile(
+    r"(?:GLOBAL |unsupported class |unrecognized function |allowlisted via `add_safe_globals`, "
+    r"but got )<?(?:class |function )?'?([\w.]+)"
+)
+# Lines of torch's weights-only message that say nothing about this file.
+_BOILERPLATE = ("Weights only load failed", "Please file an issue", "Check the documentation",
+                "(1)", "(2)", "In PyTorch 2.6", "Re-running", "WeightsUnpickler error")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that genae-lightning will not or cannot read."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """A checkpoint that needs a global outside the allowed ones (it could run code)."""
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint file that is corrupt or truncated."""
 
 
 def _compatible_part(version: str) -> tuple[str, ...]:
@@ -25,35 +57,123 @@ def check_version(saved: str, where: str) -> None:
         )
 
 
-def load_method(ckpt_path: str | Path, map_location: str = "cpu") -> GenerativeAutoencoder:
-    """Rebuild the method saved in ``ckpt_path`` (hyperparameters, weights, fitted priors).
+def _reason(err: BaseException) -> str:
+    """The one line of a loading error that says what is wrong with the file."""
+    lines = [line.strip() for line in str(err).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(_BOILERPLATE)]
+    text = lines[0] if lines else ""
+    return f"{type(err).__name__}: {text[:200]}" if text else type(err).__name__
 
-    Checkpoints are pickles: only load files you trust.
+
+def _is_corruption(err: BaseException) -> bool:
+    """Whether a loading error means the bytes of the file are damaged (not, e.g., a device)."""
+    if isinstance(err, (EOFError, KeyError, IndexError, UnicodeDecodeError,
+                        pickle.UnpicklingError)):
+        return True
+    if isinstance(err, OSError):
+        return err.errno == errno.EINVAL  # a zip whose central directory points past the end
+    if isinstance(err, RuntimeError):
+        text = str(err)
+        return any(s in text for s in ("PytorchStreamReader", "EOF", "corrupt", "zip archive"))
+    return False
+
+
+def refusal(where: str, err: BaseException) -> CheckpointError | None:
+    """The clear error for a failed ``torch.load`` of ``where``, or None if it is no file fault.
+
+    A global that the weights-only unpickler refuses gives :class:`UnsafeCheckpointError`
+    (naming the global); damaged bytes give :class:`CorruptCheckpointError`.
     """
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    checkpoint = torch.load(path, map_location=map_location, weights_only=False)
-    info = checkpoint.get("genae") if isinstance(checkpoint, dict) else None
-    if not info or "method" not in info:
+    text = str(err)
+    if isinstance(err, pickle.UnpicklingError) and (match := _GLOBAL.search(text)):
+        return UnsafeCheckpointError(
+            f"genae-lightning refuses to load {where!r}: it needs the global {match.group(1)!r}, "
+            "which genae-lightning does not allow (nothing in the file was run); only load "
+            "checkpoints written by `genae fit` or a Trainer fitting a genae_lightning method. "
+            "See 'Checkpoints are loaded safely' in docs/errors.md"
+        )
+    if _is_corruption(err):
+        return CorruptCheckpointError(
+            f"checkpoint {where!r} is corrupt or truncated ({_reason(err)}): it was probably cut "
+            "off while being written (full disk, killed job) or damaged in a copy. Resume from "
+            "another checkpoint of the run (an earlier epoch=..-step=...ckpt or last.ckpt in its "
+            "checkpoints folder), or copy the file again"
+        )
+    return None
+
+
+def read_checkpoint(
+    path: str | os.PathLike[str] | IO[bytes],
+    map_location: Any = "cpu",
+) -> dict[str, Any]:
+    """Load a checkpoint with ``torch.load(weights_only=True)`` and clear errors.
+
+    Args:
+        path: The checkpoint file (or an open binary file object).
+        map_location: Where to put the tensors, as for ``torch.load`` (``"cpu"`` by default).
+
+    Returns:
+        The checkpoint dictionary.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        UnsafeCheckpointError: The file needs a global that is not allowed (it is never run).
+        CorruptCheckpointError: The file is corrupt or truncated.
+        CheckpointError: The file holds something else than a checkpoint dictionary.
+    """
+    if isinstance(path, (str, os.PathLike)):
+        where = str(path)
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"checkpoint {where!r} does not exist")
+    else:
+        where = str(getattr(path, "name", "<file object>"))
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        clear = refusal(where, err)
+        if clear is None:
+            raise
+        raise clear from err
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(
+            f"{where!r} is not a checkpoint: it holds a {type(checkpoint).__name__}, not the "
+            "dictionary `genae fit` writes"
+        )
+    return checkpoint
+
+
+def method_class(checkpoint: dict[str, Any], where: str) -> type[GenerativeAutoencoder]:
+    """The method class recorded in a genae-lightning checkpoint (its version checked)."""
+    info = checkpoint.get("genae")
+    if not isinstance(info, dict) or "method" not in info:
         raise ValueError(
-            f"{str(path)!r} is not a genae-lightning checkpoint (no 'genae' entry): it must come "
+            f"{where!r} is not a genae-lightning checkpoint (no 'genae' entry): it must come "
             "from `genae fit` or a Trainer fitting a genae_lightning method"
         )
-    check_version(str(info.get("version", "0.0.0")), str(path))
-    module_name, _, class_name = info["method"].rpartition(".")
+    check_version(str(info.get("version", "0.0.0")), where)
+    module_name, _, class_name = str(info["method"]).rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError) as err:
+    except (ImportError, AttributeError, ValueError) as err:
         raise ValueError(
-            f"checkpoint {str(path)!r} was saved by method {info['method']!r} (genae-lightning "
+            f"checkpoint {where!r} was saved by method {info['method']!r} (genae-lightning "
             f"{info.get('version', '?')}), which cannot be imported here: {err}"
         ) from err
     if not (isinstance(cls, type) and issubclass(cls, GenerativeAutoencoder)):
-        raise ValueError(f"{info['method']!r} in {str(path)!r} is not a GenerativeAutoencoder")
-    return cls.load_from_checkpoint(path, map_location=map_location, weights_only=False)
+        raise ValueError(f"{info['method']!r} in {where!r} is not a GenerativeAutoencoder")
+    return cls
 
 
-def read_checkpoint(path: str | Path, map_location: str = "cpu") -> dict:
-    """The checkpoint dictionary in ``path``, loaded without running any code in it."""
-    return torch.load(path, map_location=map_location, weights_only=True)
+def load_method(ckpt_path: str | Path, map_location: str = "cpu") -> GenerativeAutoencoder:
+    """Rebuild the method saved in ``ckpt_path`` (hyperparameters, weights, fitted priors).
+
+    The file is read with :func:`read_checkpoint` (weights only: it cannot run code).
+    """
+    checkpoint = read_checkpoint(ckpt_path, map_location=map_location)
+    return method_from_checkpoint(checkpoint, str(ckpt_path))
+
+
+def method_from_checkpoint(checkpoint: dict[str, Any], where: str) -> GenerativeAutoencoder:
+    """Rebuild the method of a checkpoint already read with :func:`read_checkpoint`."""
+    cls = method_class(checkpoint, where)
+    return cls.from_checkpoint_dict(checkpoint)

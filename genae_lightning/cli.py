@@ -15,6 +15,7 @@ import genae_lightning.data  # noqa: F401  (registers DataModules for short name
 import genae_lightning.methods  # noqa: F401  (registers methods for short names)
 from genae_lightning.callbacks import GracefulInterrupt
 from genae_lightning.checkpoint import read_checkpoint
+from genae_lightning.checkpoint_io import SAFE_CHECKPOINT_IO
 from genae_lightning.data import ImageDataModule
 from genae_lightning.evaluate import evaluate
 from genae_lightning.features import train_features
@@ -127,7 +128,7 @@ def main(args: list[str] | None = None) -> None:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [GracefulInterrupt()]},
+        trainer_defaults={"callbacks": [GracefulInterrupt()], "plugins": [SAFE_CHECKPOINT_IO]},
         args=None if args is None else argv,
     )
 

@@ -17,7 +17,7 @@ from jsonargparse import ArgumentParser
 
 import genae_lightning.data  # noqa: F401  (registers DataModules for short names)
 from genae_lightning import __version__
-from genae_lightning.checkpoint import load_method
+from genae_lightning.checkpoint import method_from_checkpoint, read_checkpoint
 from genae_lightning.data import ImageDataModule
 from genae_lightning.metrics import FID, SAMPLERS, MetricsConfig, batchnorm, evaluate_generative
 from genae_lightning.metrics.diagnostics import DiagnosticsConfig, dataset_submanifold_metrics
@@ -75,7 +75,10 @@ def evaluate_checkpoint(
     config = config or MetricsConfig()
     start = time.perf_counter()
     path = Path(ckpt_path)
-    model = load_method(path, map_location=device)
+    checkpoint = read_checkpoint(path, map_location=device)
+    model = method_from_checkpoint(checkpoint, str(path))
+    step = checkpoint.get("global_step")
+    del checkpoint  # the model holds the weights now
     had_priors = sorted(model.posthoc_priors.keys())
     datamodule.prepare_data()
     datamodule.setup("test")
@@ -96,7 +99,6 @@ def evaluate_checkpoint(
     if submanifold is not None:
         result.metrics.update(dataset_submanifold_metrics(
             model, datamodule.train_dataset, evaluation, fid, submanifold, config.num_samples))
-    step = torch.load(path, map_location="cpu", weights_only=False).get("global_step")
     return {
         "name": name or type(model).__name__,
         "method": type(model).__name__,

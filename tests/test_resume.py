@@ -6,6 +6,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from genae_lightning.callbacks import PenaltySchedule
+from genae_lightning.checkpoint import load_method
+from genae_lightning.checkpoint_io import SafeCheckpointIO
 from genae_lightning.data import SyntheticImages
 from tests.conftest import tiny_trainer
 from tests.test_methods_contract import METHODS, build
@@ -31,7 +33,8 @@ def run(cls, tmp_path, max_steps: int, ckpt_path=None) -> tuple[dict[int, float]
     if hasattr(model, "mu"):
         callbacks.append(PenaltySchedule(nu=1.3))
     trainer = tiny_trainer(tmp_path, max_steps=max_steps, enable_checkpointing=True,
-                           deterministic=True, callbacks=callbacks, limit_val_batches=1)
+                           deterministic=True, callbacks=callbacks, limit_val_batches=1,
+                           plugins=[SafeCheckpointIO()])  # atomic, weights-only
     trainer.fit(model, datamodule=data, ckpt_path=ckpt_path)
     return record.losses, model
 
@@ -42,6 +45,7 @@ def test_resumed_run_matches_uninterrupted_run(cls, tmp_path) -> None:
     ckpt = tmp_path / "full" / "ckpt" / f"step={STOP}.ckpt"
     assert ckpt.is_file()
     resumed, resumed_model = run(cls, tmp_path / "resumed", TOTAL, ckpt_path=ckpt)
+    assert type(load_method(ckpt)) is cls  # rebuilt from a weights-only read
     assert sorted(resumed) == list(range(STOP + 1, TOTAL + 1))
     for step in resumed:
         assert resumed[step] == pytest.approx(full[step], rel=1e-5, abs=1e-6), step

@@ -1,6 +1,7 @@
 """The thin base every method derives from: backbone + loss + sampling + logging."""
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +16,12 @@ from genae_lightning.backbones import Backbone, ConvBackbone
 from genae_lightning.backbones.base import ImageShape, check_image_shape
 from genae_lightning.priors import POSTHOC_PRIORS, Prior, StandardNormal, prior_from_state
 
-# Optimizer classes are hyperparameters too (``optimizer=torch.optim.Adam``): allow them in
-# weights-only checkpoint loading, which Lightning uses when resuming a run.
+# Optimizer classes are hyperparameters too (``optimizer=torch.optim.Adam``, or
+# ``functools.partial(torch.optim.SGD, lr=0.1)`` from Python): allow them in weights-only
+# checkpoint loading. A partial can only wrap globals that are allowed themselves.
 torch.serialization.add_safe_globals(
     [getattr(torch.optim, name) for name in torch.optim.__all__
-     if isinstance(getattr(torch.optim, name), type)]
+     if isinstance(getattr(torch.optim, name), type)] + [functools.partial]
 )
 
 
@@ -284,12 +286,88 @@ class GenerativeAutoencoder(L.LightningModule):
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Rebuild the fitted post-hoc priors before the state dict is loaded."""
+        """Check the image shape, then rebuild the fitted post-hoc priors.
+
+        Runs before the state dict is loaded, so weights of another image shape give a clear
+        error instead of a size mismatch of some layer.
+        """
+        saved = checkpoint.get("hyper_parameters", {}).get("image_shape")
+        if saved is not None and tuple(int(s) for s in saved) != tuple(self.image_shape):
+            trainer = self._trainer
+            where = getattr(trainer, "ckpt_path", None) if trainer is not None else None
+            name = "the checkpoint" if where is None else f"checkpoint {str(where)!r}"
+            raise ValueError(
+                f"{name} holds {type(self).__name__} weights for images of shape "
+                f"{tuple(int(s) for s in saved)}, but this model (and its data) has image_shape "
+                f"{tuple(self.image_shape)}: run it on the data it was trained on (the run's "
+                "config.yaml names it, e.g. --data MNIST), or fit a new model on this data "
+                "without --ckpt_path"
+            )
         state = checkpoint.get("state_dict", {})
         for name in checkpoint.get("genae", {}).get("posthoc_priors", []):
             prefix = f"posthoc_priors.{name}."
             sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             self.posthoc_priors[name] = prior_from_state(name, sub)
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: Any,
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,
+    ) -> "GenerativeAutoencoder":
+        """Lightning's ``load_from_checkpoint``, reading the file weights-only.
+
+        The file is read with :func:`genae_lightning.checkpoint.read_checkpoint`, which cannot
+        run code and says which file is corrupt or unsafe. Keyword arguments override saved
+        hyperparameters, as in Lightning.
+
+        Args:
+            checkpoint_path: The checkpoint file (or an open binary file object).
+            map_location: Where to put the tensors (Lightning's default: CUDA tensors go to the
+                CPU when no GPU is present).
+            hparams_file: A YAML file whose hyperparameters replace the saved ones.
+            strict: Whether the state dict must match the model's keys exactly.
+            weights_only: Must be None or True: genae-lightning never unpickles arbitrary objects.
+            **kwargs: Hyperparameters that replace the saved ones.
+        """
+        from lightning.pytorch.core.saving import _default_map_location, load_hparams_from_yaml
+
+        from genae_lightning.checkpoint import read_checkpoint
+
+        if weights_only is False:
+            raise ValueError(
+                "genae-lightning loads checkpoints with weights_only=True only (a pickle can run "
+                "code); leave weights_only unset. See 'Checkpoints are loaded safely' in "
+                "docs/errors.md for a file you trust that needs more"
+            )
+        checkpoint = read_checkpoint(checkpoint_path, map_location or _default_map_location)
+        if hparams_file is not None:
+            if Path(hparams_file).suffix.lower() not in (".yaml", ".yml"):
+                raise ValueError(f"hparams_file must be a .yaml or .yml file, got {hparams_file!r}")
+            checkpoint["hyper_parameters"] = load_hparams_from_yaml(hparams_file)
+        return cls.from_checkpoint_dict(checkpoint, strict=strict, **kwargs)
+
+    @classmethod
+    def from_checkpoint_dict(
+        cls, checkpoint: dict[str, Any], strict: bool | None = None, **kwargs: Any
+    ) -> "GenerativeAutoencoder":
+        """Build the method from a checkpoint dictionary already read (hyperparameters, weights).
+
+        Args:
+            checkpoint: What :func:`genae_lightning.checkpoint.read_checkpoint` returned.
+            strict: Whether the state dict must match the model's keys exactly.
+            **kwargs: Hyperparameters that replace the saved ones.
+        """
+        from lightning.pytorch.core.saving import _load_state
+
+        model = _load_state(cls, checkpoint, strict=strict, **kwargs)
+        device = next((t.device for t in checkpoint.get("state_dict", {}).values()
+                       if isinstance(t, Tensor)), None)
+        return model if device is None else model.to(device)
 
 
 class GaussianPosteriorAutoencoder(GenerativeAutoencoder):
