@@ -12,7 +12,7 @@ from torchvision.utils import make_grid
 import genae_lightning.callbacks  # noqa: F401  (registers callbacks for short names)
 import genae_lightning.data  # noqa: F401  (registers DataModules for short names)
 import genae_lightning.methods  # noqa: F401  (registers methods for short names)
-from genae_lightning.callbacks import GracefulInterrupt, NonFiniteGuard, was_interrupted
+from genae_lightning.callbacks import GracefulInterrupt, NonFiniteGuard
 from genae_lightning.callbacks.reliability import INTERRUPTED_EXIT_CODE
 from genae_lightning.data import ImageDataModule
 from genae_lightning.evaluate import evaluate
@@ -131,20 +131,23 @@ def main(args: list[str] | None = None) -> None:
     if argv and argv[0] in COMMANDS:
         COMMANDS[argv[0]](argv[1:])
         return
-    cli = GenaeCLI(
-        GenerativeAutoencoder,
-        ImageDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        save_config_kwargs={"overwrite": True},
-        trainer_defaults={"callbacks": [GracefulInterrupt(), NonFiniteGuard()]},
-        args=None if args is None else argv,
-    )
-    trainer = getattr(cli, "trainer", None)
-    if trainer is not None and was_interrupted(trainer):
-        print(f"genae: interrupted at step {trainer.global_step}; exiting with status "
-              f"{INTERRUPTED_EXIT_CODE} (resumable: see the --ckpt_path line above)",
-              file=sys.stderr)
+    interrupt = GracefulInterrupt()
+    try:
+        GenaeCLI(
+            GenerativeAutoencoder,
+            ImageDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={"callbacks": [interrupt, NonFiniteGuard()]},
+            args=None if args is None else argv,
+        )
+    except SystemExit as exit_:  # Lightning ends a SIGTERM'd run with a bare SystemExit
+        if interrupt.saved is None or exit_.code not in (None, 0):
+            raise
+    if interrupt.saved is not None:
+        print(f"genae: interrupted; resumable from {interrupt.saved}; exiting with status "
+              f"{INTERRUPTED_EXIT_CODE}", file=sys.stderr)
         raise SystemExit(INTERRUPTED_EXIT_CODE)
 
 

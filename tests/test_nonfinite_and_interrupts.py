@@ -9,8 +9,12 @@ import pytest
 import torch
 
 from genae_lightning.backbones import MLPBackbone
-from genae_lightning.callbacks import GracefulInterrupt, NonFiniteGuard, was_interrupted
-from genae_lightning.callbacks import reliability
+from genae_lightning.callbacks import (
+    GracefulInterrupt,
+    NonFiniteGuard,
+    reliability,
+    was_interrupted,
+)
 from genae_lightning.checkpoint import load_method
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import AE
@@ -117,3 +121,19 @@ def test_a_second_signal_stops_at_once(monkeypatch) -> None:
     callback._handler(signal.SIGTERM, None)
     with pytest.raises(KeyboardInterrupt):
         callback._handler(signal.SIGTERM, None)
+
+
+class NaNFromTheStart(AE):
+    def loss(self, x):
+        out = super().loss(x)
+        return type(out)(out.total * float("nan"), {"rec": out.terms["rec"] * float("nan")})
+
+
+def test_a_loss_non_finite_before_any_update_saves_nothing(tmp_path) -> None:
+    torch.manual_seed(0)
+    model = NaNFromTheStart(image_shape=(1, 8, 8), latent_dim=3, backbone=MLPBackbone(hidden=[8]))
+    trainer = tiny_trainer(tmp_path, max_steps=3, callbacks=[NonFiniteGuard()])
+    with pytest.raises(NonFiniteLossError, match="at step 0 .* No checkpoint was written: no "
+                                                 "update was applied in this run yet"):
+        trainer.fit(model, datamodule=data())
+    assert not list(tmp_path.rglob("*.ckpt"))

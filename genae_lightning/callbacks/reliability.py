@@ -187,6 +187,7 @@ class GracefulInterrupt(L.Callback):
         self._signal: int | None = None
         self._previous: dict[int, Any] = {}
         self._trainer: L.Trainer | None = None
+        self.saved: Path | None = None  # the interrupt checkpoint of the last fit, if any
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
@@ -194,6 +195,12 @@ class GracefulInterrupt(L.Callback):
             raise KeyboardInterrupt  # second signal: stop now
         self._signal = signum
         trainer = self._trainer
+        # Lightning's own SIGTERM handler (run before this one) would end the run with exit
+        # status 0 at its next check, without a checkpoint when that is in validation or the
+        # end-of-fit work: this callback decides when to stop, so clear its flag
+        connector = getattr(trainer, "_signal_connector", None)
+        if connector is not None and hasattr(connector, "received_sigterm"):
+            connector.received_sigterm = False
         if trainer is not None and trainer.fit_loop.done:
             work = [type(c).__name__ for c in trainer.callbacks
                     if c is not self and is_overridden("on_train_end", c, L.Callback)]
@@ -211,6 +218,7 @@ class GracefulInterrupt(L.Callback):
         """Install the handlers (main thread only)."""
         self._signal = None
         self._trainer = trainer
+        self.saved = None
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -240,6 +248,7 @@ class GracefulInterrupt(L.Callback):
         path = self.checkpoint_path(trainer)
         trainer.save_checkpoint(path)
         trainer.genae_interrupted = True  # type: ignore[attr-defined]
+        self.saved = path
         trainer.should_stop = True
         step = trainer.global_step
         rank_zero_info(f"saved {path} at step {step}; resume with --ckpt_path {path}")
