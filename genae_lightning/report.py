@@ -153,17 +153,34 @@ def record_from_wandb_run(run_file: Path) -> dict[str, Any] | None:
             "global_step": step, "metrics": metrics, "features": None, "source": str(run_file)}
 
 
+def read_evaluation(path: Path) -> dict[str, Any]:
+    """One ``genae evaluate`` JSON record; a malformed file is an error naming it."""
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(
+            f"{str(path)!r} is not valid JSON ({err}); it should be a record written by `genae "
+            "evaluate`: re-run `genae evaluate --ckpt_path ...` or remove the file"
+        ) from err
+    if not isinstance(record, dict):
+        raise ValueError(
+            f"{str(path)!r} holds a JSON {type(record).__name__}, not the object `genae evaluate` "
+            "writes: re-run `genae evaluate --ckpt_path ...` or remove the file"
+        )
+    return record
+
+
 def collect_records(paths: list[str | Path]) -> list[dict[str, Any]]:
     """Records from JSON files and run directories (evaluations first, else logs)."""
     records: list[dict[str, Any]] = []
     for path in map(Path, paths):
         if path.is_file() and path.suffix == ".json":
-            records.append(json.loads(path.read_text()))
+            records.append(read_evaluation(path))
             continue
         if not path.is_dir():
             raise FileNotFoundError(f"{str(path)!r} is neither a run directory nor a JSON file "
                                     "written by `genae evaluate`")
-        found = [json.loads(p.read_text()) for p in sorted(path.rglob("evaluation*.json"))]
+        found = [read_evaluation(p) for p in sorted(path.rglob("evaluation*.json"))]
         for pattern, read in (("metrics.csv", record_from_csv_log),
                               ("run-*.wandb", record_from_wandb_run)):
             if not found:  # the same run logs to both: read one kind of log only

@@ -102,6 +102,8 @@ def _refuse(path: Path, what: str, lines: list[str], fix: str) -> None:
 def check_method(path: Path, checkpoint: dict[str, Any], model: L.LightningModule) -> None:
     """Refuse a model of another class, or with other hyperparameters, than the checkpoint's."""
     _check_class(path, checkpoint, model, "hyper_parameters", "method", "--model")
+    if hasattr(model, "check_image_shape"):  # the data's image shape: named as such
+        model.check_image_shape(checkpoint, path)
     lines = differences(model.hparams, checkpoint.get("hyper_parameters") or {})
     if lines:
         _refuse(path, "model", lines,

@@ -25,9 +25,11 @@ def quickstart_run(tmp_path, monkeypatch) -> Path:
 
 
 def test_quickstart_writes_grids_and_samples_from_its_gmm(quickstart_run, tmp_path) -> None:
-    out = tmp_path / "outputs" / "quickstart"
+    out = quickstart_run.parent.parent  # the run's own version_<N> folder
+    assert out == tmp_path / "outputs" / "quickstart" / "injflow_ln_digits" / "version_0"
     for name in ("recon", "samples_standard", "samples_gaussian", "samples_gmm"):
         assert (out / f"{name}.png").is_file(), name
+        assert not (out.parent.parent / f"{name}.png").exists()  # not in a folder runs share
     main(["sample", "--ckpt_path", str(quickstart_run), "--n", "16", "--prior", "gmm",
           "--out", str(tmp_path / "s.png"), "--nrow", "4"])
     image = Image.open(tmp_path / "s.png")

@@ -12,6 +12,7 @@ import torch
 
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.callbacks import NonFiniteGuard
+from genae_lightning.callbacks.reliability import INTERRUPTED_EXIT_CODE
 from genae_lightning.checkpoint import load_method
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import AE, InjFlow, LossOutput
@@ -43,7 +44,7 @@ def data() -> SyntheticImages:
 
 def test_nan_stops_with_term_step_and_saved_weights(tmp_path) -> None:
     model = tiny_ae()
-    trainer = tiny_trainer(tmp_path, max_steps=5)
+    trainer = tiny_trainer(tmp_path, max_steps=5, callbacks=[NonFiniteGuard()])
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss, rec at step 2") as err:
         trainer.fit(model, datamodule=data())
     assert "last finite values: {'loss'" in str(err.value)
@@ -51,7 +52,7 @@ def test_nan_stops_with_term_step_and_saved_weights(tmp_path) -> None:
     assert saved.is_file() and str(saved) in str(err.value)
     reloaded = load_method(saved)
     for a, b in zip(reloaded.parameters(), model.parameters(), strict=True):
-        torch.testing.assert_close(a, b)  # the weights before the bad step
+        torch.testing.assert_close(a, b)  # the weights before the update that led to step 2
         assert torch.isfinite(a).all()
 
 
@@ -134,7 +135,7 @@ def test_prior_of_wrong_dimension_is_refused() -> None:
 
 
 def test_sigterm_writes_a_resumable_checkpoint(tmp_path) -> None:
-    """`genae fit` under SIGTERM saves interrupted.ckpt and the run resumes from it."""
+    """`genae fit` under SIGTERM saves interrupted.ckpt, exits 3, and the run resumes from it."""
     exe = str(Path(sys.executable).with_name("genae"))
     cfg = str(REPO / "configs" / "quickstart.yaml")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -154,9 +155,11 @@ def test_sigterm_writes_a_resumable_checkpoint(tmp_path) -> None:
         proc.kill()
     ckpts = list(tmp_path.rglob("interrupted.ckpt"))
     assert ckpts, output[-2000:]
+    assert proc.returncode == INTERRUPTED_EXIT_CODE, output[-2000:]
+    assert f"exiting with status {INTERRUPTED_EXIT_CODE}" in output
     step = torch.load(ckpts[0], weights_only=False)["global_step"]
     assert step > 0
-    assert not (tmp_path / "outputs" / "quickstart" / "samples_gmm.png").exists()  # no end-of-fit
+    assert not list(tmp_path.rglob("samples_gmm.png"))  # no end-of-fit work
     resumed = subprocess.run(
         [exe, "fit", "--config", cfg, "--trainer.max_steps", str(step + 20),
          "--trainer.enable_progress_bar", "false", "--ckpt_path", str(ckpts[0])],
@@ -164,4 +167,4 @@ def test_sigterm_writes_a_resumable_checkpoint(tmp_path) -> None:
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     last = max(tmp_path.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)
     assert torch.load(last, weights_only=False)["global_step"] == step + 20
-    assert (tmp_path / "outputs" / "quickstart" / "samples_gmm.png").exists()
+    assert (last.parent.parent / "samples_gmm.png").exists()  # in the resumed run's folder

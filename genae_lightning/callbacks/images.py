@@ -5,6 +5,7 @@ from typing import Literal
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
@@ -40,14 +41,16 @@ class ImageLogger(L.Callback):
 
     Files: ``recon.png`` (evaluation images in the top half, their reconstructions below) and
     ``samples_<prior>.png`` for every available sampler ("standard", "gaussian", "gmm"), under
-    ``save_dir`` (default: the trainer's log dir); periodic grids go to
+    ``save_dir`` (default: the trainer's log dir, the run's own ``version_<N>`` folder, so runs
+    never overwrite each other's grids); periodic grids go to
     ``images/<name>_epoch=<k>.png`` there. The same grids go to every logger that takes images
     (W&B, TensorBoard) as ``images/recon`` and ``images/samples_<prior>``.
 
     Args:
         n: Number of images per grid.
         nrow: Images per row.
-        save_dir: Folder for the PNG files; the run's log dir when None.
+        save_dir: Folder for the PNG files; the run's log dir when None (a fixed folder is
+            shared by every run that uses it: a later run overwrites the grids).
         seed: Seed for the samples, so grids of different runs are comparable.
         every_n_epochs: Also write grids after every n-th training epoch (None: only at the end).
         split: DataModule split whose images are reconstructed: "test" or "val".
@@ -112,3 +115,4 @@ class ImageLogger(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Final grids, with every sampler fitted by then."""
         self.write(trainer, pl_module)
+        rank_zero_info(f"ImageLogger: grids written to {self._dir(trainer)}")

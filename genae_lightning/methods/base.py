@@ -2,7 +2,7 @@
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,8 @@ class GenerativeAutoencoder(L.LightningModule):
         # Non-finite guard: bad batches skipped so far, and how many may be (NonFiniteGuard).
         self.register_buffer("nonfinite_skipped", torch.tensor(0))
         self.skip_nonfinite = 0
+        # Saves the weights from before the last update and says where (NonFiniteGuard sets it).
+        self.last_good_saver: Callable[[], str] | None = None
         self._last_finite: dict[str, Tensor] = {}
         self._input_checked = False
 
@@ -207,12 +209,13 @@ class GenerativeAutoencoder(L.LightningModule):
             return self.loss(x)
 
     def check_finite(self, out: LossOutput) -> bool:
-        """True if every term is finite; else skip (budget left) or save and raise.
+        """True if every term is finite; else skip (budget left) or stop with an error.
 
         With a skip budget (``NonFiniteGuard(skip_nonfinite=N)``), a bad batch is skipped (no
-        optimizer step) and counted in ``train/nonfinite_skipped``; past the budget, the last
-        good weights are saved as ``nonfinite-step=<k>.ckpt`` and ``NonFiniteLossError`` names
-        the term, the step and the last finite values.
+        optimizer step) and counted in ``train/nonfinite_skipped``; past the budget,
+        ``NonFiniteLossError`` names the term, the step and the last finite values. With the
+        ``NonFiniteGuard`` callback (``genae fit`` adds it), the weights from before the update
+        that led to the bad loss are saved first as ``nonfinite-step=<k>.ckpt``.
         """
         values = {"loss": out.total, **out.terms}
         if bool(torch.stack([v.detach().float() for v in values.values()]).isfinite().all()):
@@ -223,24 +226,18 @@ class GenerativeAutoencoder(L.LightningModule):
             self.nonfinite_skipped += 1
             self.log("train/nonfinite_skipped", self.nonfinite_skipped.float(), on_step=True)
             return False
-        saved = self._save_last_good()
+        if self.last_good_saver is not None:
+            saved = self.last_good_saver()
+        else:
+            saved = ("No checkpoint was written: add the NonFiniteGuard callback (genae fit adds "
+                     "it) to keep the weights from before the update that led here.")
         last = {k: round(float(v), 6) for k, v in self._last_finite.items()}
         raise NonFiniteLossError(
             f"{type(self).__name__}: non-finite {', '.join(bad)} at step {self.global_step} "
-            f"(last finite values: {last or 'none yet'}). The weights before this step were "
-            f"saved to {saved}. Lower the learning rate, check the data, or allow skipping a few "
-            "bad batches with the NonFiniteGuard(skip_nonfinite=N) callback."
+            f"(last finite values: {last or 'none yet'}). {saved} Lower the learning rate, check "
+            "the data, or allow skipping a few bad batches with the "
+            "NonFiniteGuard(skip_nonfinite=N) callback."
         )
-
-    def _save_last_good(self) -> str:
-        trainer = getattr(self, "_trainer", None)
-        if trainer is None:
-            return "nowhere (no trainer attached)"
-        folder = Path(trainer.checkpoint_callback.dirpath) if getattr(
-            trainer.checkpoint_callback, "dirpath", None) else Path(trainer.default_root_dir)
-        path = folder / f"nonfinite-step={self.global_step}.ckpt"
-        trainer.save_checkpoint(path)
-        return str(path)
 
     def _shared_step(self, batch: Any, stage: str, batch_idx: int = 0) -> Tensor | None:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -285,16 +282,10 @@ class GenerativeAutoencoder(L.LightningModule):
             "posthoc_priors": sorted(self.posthoc_priors.keys()),
         }
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Check the image shape, then rebuild the fitted post-hoc priors.
-
-        Runs before the state dict is loaded, so weights of another image shape give a clear
-        error instead of a size mismatch of some layer.
-        """
+    def check_image_shape(self, checkpoint: dict[str, Any], where: Any = None) -> None:
+        """Refuse a checkpoint trained on images of another shape, naming both shapes."""
         saved = checkpoint.get("hyper_parameters", {}).get("image_shape")
         if saved is not None and tuple(int(s) for s in saved) != tuple(self.image_shape):
-            trainer = self._trainer
-            where = getattr(trainer, "ckpt_path", None) if trainer is not None else None
             name = "the checkpoint" if where is None else f"checkpoint {str(where)!r}"
             raise ValueError(
                 f"{name} holds {type(self).__name__} weights for images of shape "
@@ -303,6 +294,15 @@ class GenerativeAutoencoder(L.LightningModule):
                 "config.yaml names it, e.g. --data MNIST), or fit a new model on this data "
                 "without --ckpt_path"
             )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Check the image shape, then rebuild the fitted post-hoc priors.
+
+        Runs before the state dict is loaded, so weights of another image shape give a clear
+        error instead of a size mismatch of some layer.
+        """
+        trainer = self._trainer
+        self.check_image_shape(checkpoint, getattr(trainer, "ckpt_path", None) if trainer else None)
         state = checkpoint.get("state_dict", {})
         for name in checkpoint.get("genae", {}).get("posthoc_priors", []):
             prefix = f"posthoc_priors.{name}."

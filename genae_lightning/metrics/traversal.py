@@ -112,6 +112,9 @@ def traverse(argv: list[str]) -> Path:
     if given is not None and Path(given).is_file() and (data := saved_data(Path(given))):
         parser.set_defaults(data=data)
     cfg = parser.parse_args(argv)
+    if not Path(cfg.ckpt_path).is_file():  # before asking for the data it would be read with
+        parser.error(f"checkpoint {cfg.ckpt_path!r} does not exist: pass the .ckpt file a "
+                     "`genae fit` run wrote (under <log dir>/checkpoints/)")
     if cfg.data is None:
         parser.error("pass the data the checkpoint was trained on, e.g. --data MNIST "
                      "--data.root ../shared/data")
