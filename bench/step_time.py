@@ -1,14 +1,18 @@
 """Mean training-step time of AE vs InjFlow (each J v mode) on the MNIST ConvBackbone.
 
 One step = loss on a batch of 128 MNIST-shaped images, backward, Adam step (what the Trainer runs
-per batch, without its bookkeeping). Prints a markdown table for docs/benchmarks.md.
+per batch, without its bookkeeping). Forward mode is also timed with ``jac_fraction`` < 1 (the
+Jacobian term on a random sub-batch; ``--fractions``). Prints a markdown table for
+docs/benchmarks.md.
 
-    python bench/step_time.py [--widths 1.0 0.25] [--steps 10] [--warmup 3] [--threads N]
+    python bench/step_time.py [--widths 1.0 0.25] [--steps 10] [--warmup 3] [--threads N] \
+        [--fractions 0.5 0.25] [--only-forward]
 """
 
 import argparse
 import platform
 import time
+from typing import Any
 
 import torch
 
@@ -22,6 +26,17 @@ CASES = [
      lambda bb: InjFlow(latent_dim=32, backbone=bb, jvp="finite_difference")),
     ("InjFlow reverse", lambda bb: InjFlow(latent_dim=32, backbone=bb, jvp="reverse")),
 ]
+
+
+def cases(fractions: list[float], only_forward: bool) -> list[tuple[str, Any]]:
+    """AE, InjFlow in each J v mode, and forward mode at each ``jac_fraction`` below 1."""
+    chosen = [c for c in CASES if not only_forward or c[0] in ("AE", "InjFlow forward")]
+    for fraction in fractions:
+        if fraction < 1:
+            chosen.append((f"InjFlow forward, jac_fraction {fraction:g}",
+                           lambda bb, f=fraction: InjFlow(latent_dim=32, backbone=bb,
+                                                         jvp="forward", jac_fraction=f)))
+    return chosen
 
 
 def step_time(model: torch.nn.Module, x: torch.Tensor, steps: int, warmup: int) -> float:
@@ -46,6 +61,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--fractions", type=float, nargs="*", default=[0.5, 0.25],
+                        help="jac_fraction values below 1 to time in forward mode")
+    parser.add_argument("--only-forward", action="store_true",
+                        help="time AE and forward mode only (skip finite_difference, reverse)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -57,7 +76,7 @@ def main() -> None:
     print("\n| width | method | ms / step | x AE |\n|---|---|---|---|")
     for width in args.widths:
         base = None
-        for name, make in CASES:
+        for name, make in cases(args.fractions, args.only_forward):
             torch.manual_seed(0)
             seconds = step_time(make(ConvBackbone(preset="mnist", width=width)), x, args.steps,
                                 args.warmup)
