@@ -6,11 +6,12 @@ Jacobian term on a random sub-batch; ``--fractions``). Prints a markdown table f
 docs/benchmarks.md.
 
     python bench/step_time.py [--widths 1.0 0.25] [--steps 10] [--warmup 3] [--threads N] \
-        [--fractions 0.5 0.25] [--only-forward]
+        [--fractions 0.5 0.25] [--only-forward] [--interleave]
 """
 
 import argparse
 import platform
+import statistics
 import time
 from typing import Any
 
@@ -29,13 +30,14 @@ CASES = [
 
 
 def cases(fractions: list[float], only_forward: bool) -> list[tuple[str, Any]]:
-    """AE, InjFlow in each J v mode, and forward mode at each ``jac_fraction`` below 1."""
+    """AE, InjFlow in each J v mode, and forward / finite differences at each fraction < 1."""
     chosen = [c for c in CASES if not only_forward or c[0] in ("AE", "InjFlow forward")]
-    for fraction in fractions:
-        if fraction < 1:
-            chosen.append((f"InjFlow forward, jac_fraction {fraction:g}",
-                           lambda bb, f=fraction: InjFlow(latent_dim=32, backbone=bb,
-                                                         jvp="forward", jac_fraction=f)))
+    for mode in ("forward", "finite_difference"):
+        for fraction in fractions:
+            if fraction < 1:
+                chosen.append((f"InjFlow {mode}, jac_fraction {fraction:g}",
+                               lambda bb, f=fraction, m=mode: InjFlow(
+                                   latent_dim=32, backbone=bb, jvp=m, jac_fraction=f)))
     return chosen
 
 
@@ -43,15 +45,36 @@ def step_time(model: torch.nn.Module, x: torch.Tensor, steps: int, warmup: int) 
     """Mean seconds per (loss, backward, optimizer step) after ``warmup`` untimed steps."""
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     model.train()
-    times = []
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        model.loss(x).total.backward()
-        opt.step()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
+    times = [one_step(model, opt, x) for _ in range(warmup + steps)][warmup:]
     return sum(times) / len(times)
+
+
+def one_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor) -> float:
+    """Seconds of one (loss, backward, optimizer step)."""
+    start = time.perf_counter()
+    opt.zero_grad(set_to_none=True)
+    model.loss(x).total.backward()
+    opt.step()
+    return time.perf_counter() - start
+
+
+def interleaved_medians(models: list[torch.nn.Module], x: torch.Tensor, steps: int,
+                        warmup: int) -> list[float]:
+    """Median seconds per step of each model, their steps taken in turn (round robin).
+
+    On a shared, loaded machine the load drifts; taking the models' steps in turn exposes them
+    to the same load, and the median discards the steps a burst of load hit.
+    """
+    opts = [torch.optim.Adam(m.parameters(), lr=1e-3) for m in models]
+    for m in models:
+        m.train()
+    times: list[list[float]] = [[] for _ in models]
+    for i in range(warmup + steps):
+        for j, (m, opt) in enumerate(zip(models, opts, strict=True)):
+            seconds = one_step(m, opt, x)
+            if i >= warmup:
+                times[j].append(seconds)
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
@@ -64,7 +87,11 @@ def main() -> None:
     parser.add_argument("--fractions", type=float, nargs="*", default=[0.5, 0.25],
                         help="jac_fraction values below 1 to time in forward mode")
     parser.add_argument("--only-forward", action="store_true",
-                        help="time AE and forward mode only (skip finite_difference, reverse)")
+                        help="time AE and forward mode at fraction 1 only (skip the full-batch "
+                        "finite_difference and reverse)")
+    parser.add_argument("--interleave", action="store_true",
+                        help="take the methods' steps in turn and report medians (loaded "
+                        "machines); default: each method's steps in a row, mean")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -76,6 +103,18 @@ def main() -> None:
     print("\n| width | method | ms / step | x AE |\n|---|---|---|---|")
     for width in args.widths:
         base = None
+        if args.interleave:
+            chosen = cases(args.fractions, args.only_forward)
+            models = []
+            for _, make in chosen:
+                torch.manual_seed(0)
+                models.append(make(ConvBackbone(preset="mnist", width=width)))
+            medians = interleaved_medians(models, x, args.steps, args.warmup)
+            for (name, _), seconds in zip(chosen, medians, strict=True):
+                base = base or seconds
+                print(f"| {width} | {name} | {1000 * seconds:.0f} | {seconds / base:.2f} |",
+                      flush=True)
+            continue
         for name, make in cases(args.fractions, args.only_forward):
             torch.manual_seed(0)
             seconds = step_time(make(ConvBackbone(preset="mnist", width=width)), x, args.steps,

@@ -16,7 +16,7 @@ from genae_lightning.functional import (
     log_frobenius_term,
     sum_squared_error,
 )
-from genae_lightning.functional.jacobian import JvpMode
+from genae_lightning.functional.jacobian import JacobianEstimate, JvpMode
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.methods.batch_statistics import BatchStatistics
 from genae_lightning.methods.constraints import DualAscentMultiplier
@@ -66,7 +66,9 @@ class InjFlow(GenerativeAutoencoder):
             and prior terms stay on the full batch. Below 1 the decoder runs once on the full
             batch (reconstruction) and once on the sub-batch with BatchNorm frozen at the full
             batch's statistics (:class:`~genae_lightning.methods.batch_statistics.
-            BatchStatistics`); 1 (default) is the single full-batch pass of the paper.
+            BatchStatistics`); with ``jvp="finite_difference"`` the sub-batch pass is only
+            g(z + eps v), the base point g(z) being the full pass's. 1 (default) is the single
+            full-batch pass of the paper.
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
         optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
@@ -162,16 +164,23 @@ class InjFlow(GenerativeAutoencoder):
         count = max(1, math.ceil(self.jac_fraction * batch_size))
         return torch.randperm(batch_size, device=self.device)[:count]
 
-    def _subset_estimate(self, z: Tensor) -> tuple[Tensor, Any]:
+    def _subset_estimate(self, z: Tensor) -> tuple[Tensor, JacobianEstimate]:
         """Full-batch g(z), and the Jacobian estimate on a random sub-batch (frozen BatchNorm)."""
         stats = BatchStatistics(self.decoder)
         with torch.autocast(device_type=z.device.type, enabled=False):
             z = z.float()
             with stats.capture():
                 output = self.decoder(z)
+            rows = self.jac_rows(z.shape[0])
             with stats.frozen():
-                est = estimate_jacobian_sq_norm(self.decoder, z[self.jac_rows(z.shape[0])],
-                                                self.jvp, self.fd_eps)
+                if self.jvp != "finite_difference":
+                    est = estimate_jacobian_sq_norm(self.decoder, z[rows], self.jvp, self.fd_eps)
+                    return output, est
+                # eq. (8) with the base point g(z) already decoded: one sub-batch pass
+                v = torch.randn(z[rows].shape, device=z.device, dtype=z.dtype)
+                jv = (self.decoder(z[rows] + self.fd_eps * v) - output[rows]) / self.fd_eps
+        est = JacobianEstimate(output[rows], jv.flatten(1).pow(2).sum(dim=1),
+                               v.pow(2).sum(dim=1))
         return output, est
 
     def setup(self, stage: str) -> None:
