@@ -56,3 +56,18 @@ def test_table1_selects_on_validation_and_skips_finished_runs(tmp_path: Path) ->
     again = run_table(results)  # every run is kept: nothing is trained or evaluated again
     assert "trained 0 run(s)" in again
     assert len(results.read_text().splitlines()) == len(records)
+
+
+def test_table1_grid_presets_and_unknown_points() -> None:
+    listed = subprocess.run([sys.executable, str(ROOT / "bench" / "table1.py"), "--list-grid"],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    presets = dict(line.split(": ", 1) for line in listed.stdout.splitlines())
+    full, cpu = presets["full"].split(), presets["cpu"].split()
+    # the paper's grids: 2 x (6 weights x 2 nu x 2 schedules + 6 AL) + 5 + 6 + 5 + 3
+    assert len(full) == 2 * (6 * 2 * 2 + 6) + 5 + 6 + 5 + 3
+    assert set(cpu) < set(full) and "injflow_ln/w=0.01/nu=1/schedule=compressed" in cpu
+    bad = subprocess.run([sys.executable, str(ROOT / "bench" / "table1.py"), "--grid", "ae/x=1",
+                          "--dataset", "digits"], capture_output=True, text=True, timeout=300,
+                         cwd=ROOT)
+    assert bad.returncode != 0 and "unknown grid point or preset 'ae/x=1'" in bad.stderr

@@ -135,6 +135,8 @@ def test_reference_steps_needs_max_steps(tmp_path) -> None:
                            callbacks=[PenaltySchedule(reference_steps=100)])
     with pytest.raises(ValueError, match="max_steps=-1 \\(epoch-based\\)"):
         trainer.fit(model(), datamodule=data())
+    with pytest.raises(RuntimeError, match="maps steps onto the run's max_steps"):
+        PenaltySchedule(reference_steps=100).value(3)  # before any Trainer set it up
     for bad in (0, -5, 2.5, True):
         with pytest.raises(ValueError, match="reference_steps must be an integer >= 1"):
             PenaltySchedule(reference_steps=bad)
