@@ -170,7 +170,7 @@ def build(args: argparse.Namespace, point: str, image_shape: tuple[int, int, int
     if method in INJFLOW:
         al = params["schedule"] == "al"
         model = cls(**common, bound="log" if method == "injflow_ln" else "linear",
-                    prior_weight=params["w"], jac_fraction=args.jac_fraction,
+                    prior_weight=params["w"], jac_fraction=args.jac_fraction, jvp=args.jvp,
                     constraint="augmented_lagrangian" if al else "penalty")
         if not al:
             reference = args.reference_steps if params["schedule"] == "compressed" else None
@@ -200,7 +200,7 @@ class Study:
         self.results = Path(args.results)
         self.results.parent.mkdir(parents=True, exist_ok=True)
         budget = {k: getattr(args, k) for k in (
-            "dataset", "steps", "batch_size", "width", "latent_dim", "jac_fraction",
+            "dataset", "steps", "batch_size", "width", "latent_dim", "jac_fraction", "jvp",
             "reference_steps", "recalibrate", "eval_samples", "eval_train", "precision")}
         budget["feature"] = Path(args.feature).name if args.feature != "inception" else "inception"
         self.budget = budget
@@ -422,6 +422,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latent-dim", type=int, default=32)
     parser.add_argument("--jac-fraction", type=float, default=1.0,
                         help="InjFlow's jac_fraction (the Jacobian term on a random sub-batch)")
+    parser.add_argument("--jvp", default="forward",
+                        choices=["forward", "finite_difference", "reverse"],
+                        help="InjFlow's J v estimator")
     parser.add_argument("--reference-steps", type=int, default=100_000,
                         help="the paper's run length that the compressed schedule maps onto")
     parser.add_argument("--recalibrate", type=int, default=100,
