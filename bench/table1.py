@@ -37,6 +37,7 @@ import argparse
 import csv
 import hashlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -273,6 +274,17 @@ class Study:
         record = self.find("train", point, seed)
         if record is not None:
             return record
+        try:
+            return self._selection_run(point, seed)
+        except (ValueError, RuntimeError, FloatingPointError) as error:  # e.g. a diverged run
+            record = {"kind": "train", "phase": "steps", "method": GRID[point]["method"],
+                      "point": point, "params": GRID[point]["params"], "seed": seed,
+                      "failed": f"{type(error).__name__}: {error}", "val": {}}
+            self.append(record)  # recorded, so a rerun does not retry a deterministic failure
+            print(f"{point} seed {seed} FAILED: {record['failed']}", flush=True)
+            return record
+
+    def _selection_run(self, point: str, seed: int) -> dict[str, Any]:
         model, dm, seconds, steps = self.train(point, seed)
         x = torch.stack([dm.val_dataset[i][0] for i in range(min(256, len(dm.val_dataset)))])
         x = x.to(model.device)
@@ -304,6 +316,12 @@ class Study:
         if record is not None:
             return record
         train = self.selection_run(point, seed)
+        if "failed" in train:  # reported as a failed seed, not averaged over
+            record = {"kind": "test", "phase": "steps", "method": GRID[point]["method"],
+                      "point": point, "seed": seed, "bn": bn, "test": None,
+                      "failed": train["failed"]}
+            self.append(record)
+            return record
         dm = datamodule(self.args)
         dm.setup("fit")
         model, _ = build(self.args, point, dm.image_shape)
@@ -346,7 +364,7 @@ class Study:
             mine = [p for p in points if GRID[p]["method"] == method]
             candidates = [(r["val"][bn]["fid/gmm"], r["point"], bn) for p in mine
                           if (r := self.find("train", p, self.args.selection_seed)) is not None
-                          for bn in r["val"]]
+                          for bn in r["val"] if math.isfinite(r["val"][bn]["fid/gmm"])]
             if candidates:
                 fid, point, bn = min(candidates)
                 chosen[method] = {"point": point, "bn": bn, "val_gmm": fid,
@@ -364,13 +382,14 @@ def table(study: Study, chosen: dict[str, dict[str, Any]], seeds: list[int]
         if method not in chosen:
             continue
         sel = chosen[method]
-        tests = [r for s in seeds if (r := study.find("test", sel["point"], s)) is not None
-                 and r["bn"] == sel["bn"]]
+        found = [r for s in seeds if (r := study.find("test", sel["point"], s)) is not None]
+        tests = [r for r in found if r["bn"] == sel["bn"] and r["test"] is not None]
         timed = [r for s in seeds if (r := study.find("test", sel["point"], s, "time"))
                  is not None]
         row = {"method": label, "setting": sel["point"], "batchnorm": sel["bn"],
                "grid": f"{sel['grid_done']}/{sel['grid_size']}",
-               "val_gmm": f"{sel['val_gmm']:.2f}", "seeds": len(tests)}
+               "val_gmm": f"{sel['val_gmm']:.2f}", "seeds": len(tests),
+               "failed_seeds": sum(r["test"] is None for r in found)}
         for key, name in (("fid/recon", "rec"), ("fid/gaussian", "n"), ("fid/gmm", "gmm")):
             row[name] = mean_sd([r["test"][key] for r in tests]) if tests else "(running)"
         for i, name in enumerate(("paper_rec", "paper_n", "paper_gmm")):
@@ -385,10 +404,11 @@ def table(study: Study, chosen: dict[str, dict[str, Any]], seeds: list[int]
         row["train_s"] = mean_sd([r["train_seconds"] for r in tests], 0) if tests else "-"
         rows.append(row)
     header = ["method", "rec", "n", "gmm", "paper_rec", "paper_n", "paper_gmm", "gmm_equal_time",
-              "steps_equal_time", "setting", "batchnorm", "val_gmm", "grid", "seeds", "train_s"]
+              "steps_equal_time", "setting", "batchnorm", "val_gmm", "grid", "seeds",
+              "failed_seeds", "train_s"]
     titles = ["", "Rec.", "N", "GMM", "paper Rec.", "paper N", "paper GMM", "GMM, equal time",
               "steps, equal time", "selected setting (validation GMM FID)", "BatchNorm stats",
-              "val GMM", "grid points run", "seeds", "train s"]
+              "val GMM", "grid points run", "seeds", "failed seeds", "train s"]
     lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     lines += ["| " + " | ".join(str(row[k]) for k in header) + " |" for row in rows]
     return "\n".join(lines), rows
@@ -491,11 +511,13 @@ def main(argv: list[str] | None = None) -> None:
             for seed in args.seeds:
                 study.test_run(sel["point"], seed, sel["bn"])
     if "time" in args.phases:
-        times = [statistics.mean(r["train_seconds"] for s in args.seeds
-                                 if (r := study.find("test", chosen[m]["point"], s)) is not None)
-                 for m in INJFLOW
-                 if m in chosen and any(study.find("test", chosen[m]["point"], s)
-                                        for s in args.seeds)]
+        times = []  # mean training time of each selected InjFlow method's tested seeds
+        for m in (m for m in INJFLOW if m in chosen):
+            done = [r["train_seconds"] for s in args.seeds
+                    if (r := study.find("test", chosen[m]["point"], s)) is not None
+                    and r["test"] is not None]
+            if done:
+                times.append(statistics.mean(done))
         if times:
             budget = max(times)
             for method, sel in chosen.items():
