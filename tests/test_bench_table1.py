@@ -1,5 +1,6 @@
 """bench/table1.py end to end at a tiny budget: selection on validation, skip on rerun, outputs."""
 
+import argparse
 import csv
 import json
 import subprocess
@@ -71,3 +72,21 @@ def test_table1_grid_presets_and_unknown_points() -> None:
                           "--dataset", "digits"], capture_output=True, text=True, timeout=300,
                          cwd=ROOT)
     assert bad.returncode != 0 and "unknown grid point or preset 'ae/x=1'" in bad.stderr
+
+
+def test_selection_skips_failed_runs_and_non_finite_fids() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import table1
+
+    study = table1.Study.__new__(table1.Study)  # selection only: no FID scorer, no files
+    study.args = argparse.Namespace(selection_seed=0)
+    base = {"kind": "train", "phase": "steps", "method": "ae_l2", "seed": 0}
+    study.records = [
+        {**base, "point": "ae_l2/l2=0.01",
+         "val": {"ema": {"fid/gmm": float("nan")}, "recal": {"fid/gmm": 7.0}}},
+        {**base, "point": "ae_l2/l2=0.1", "val": {}, "failed": "ValueError: diverged"},
+        {**base, "point": "ae_l2/l2=0.5", "seed": 1, "val": {"ema": {"fid/gmm": 1.0}}},
+    ]
+    chosen = study.select(["ae_l2/l2=0.01", "ae_l2/l2=0.1", "ae_l2/l2=0.5"])
+    assert chosen["ae_l2"]["point"] == "ae_l2/l2=0.01" and chosen["ae_l2"]["bn"] == "recal"
+    assert (chosen["ae_l2"]["grid_done"], chosen["ae_l2"]["grid_size"]) == (1, 3)
