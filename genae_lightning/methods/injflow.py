@@ -1,5 +1,6 @@
 """Relaxed injective probability flow (InjFlow and InjFlow-ln)."""
 
+import math
 from typing import Any, Literal
 
 import torch
@@ -15,8 +16,9 @@ from genae_lightning.functional import (
     log_frobenius_term,
     sum_squared_error,
 )
-from genae_lightning.functional.jacobian import JvpMode, jvp_needs_grad
+from genae_lightning.functional.jacobian import JacobianEstimate, JvpMode, jvp_needs_grad
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
+from genae_lightning.methods.batch_statistics import BatchStatistics
 from genae_lightning.methods.constraints import DualAscentMultiplier
 
 Constraint = Literal["penalty", "augmented_lagrangian"]
@@ -58,6 +60,15 @@ class InjFlow(GenerativeAutoencoder):
         dual_lr: Dual step size of lambda, per unit of E||x - g(h(x))||^2 - kappa per step.
         dual_lr_in: Dual step size of lambda_in, per unit of the injectivity hinge per step.
         ema_decay: Decay of the moving averages that drive the dual steps.
+        jac_fraction: Fraction of the batch on which the Jacobian and injectivity terms are
+            estimated: ceil(jac_fraction * B) rows drawn uniformly without replacement from the
+            step's random stream; their mean is unbiased for the batch mean. The reconstruction
+            and prior terms stay on the full batch. Below 1 the decoder runs once on the full
+            batch (reconstruction) and once on the sub-batch with BatchNorm frozen at the full
+            batch's statistics (:class:`~genae_lightning.methods.batch_statistics.
+            BatchStatistics`); with ``jvp="finite_difference"`` the sub-batch pass is only
+            g(z + eps v), the base point g(z) being the full pass's. 1 (default) is the single
+            full-batch pass of the paper.
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
         optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
@@ -81,6 +92,7 @@ class InjFlow(GenerativeAutoencoder):
         dual_lr: float = 1e-3,
         dual_lr_in: float = 1.0,
         ema_decay: float = 0.99,
+        jac_fraction: float = 1.0,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
     ) -> None:
@@ -100,7 +112,13 @@ class InjFlow(GenerativeAutoencoder):
         for name, value in (("prior_weight", prior_weight), ("kappa", kappa)):
             if value < 0:
                 raise ValueError(f"{name} must be >= 0, got {value}")
+        if isinstance(jac_fraction, bool) or not 0 < jac_fraction <= 1:
+            raise ValueError(
+                f"jac_fraction must be in (0, 1] (the fraction of the batch the Jacobian term is "
+                f"estimated on; 1 = the full batch), got {jac_fraction!r}"
+            )
         super().__init__(image_shape, latent_dim, backbone, optimizer)
+        self.jac_fraction = float(jac_fraction)
         self.bound, self.prior_weight, self.eta, self.lam = bound, prior_weight, eta, lam
         self.jvp, self.fd_eps = jvp, fd_eps
         self.register_buffer("mu", torch.tensor(1.0))
@@ -119,8 +137,12 @@ class InjFlow(GenerativeAutoencoder):
     def loss(self, x: Tensor) -> LossOutput:
         """Objective (9) or (10) with a one-sample Jacobian estimate, averaged over the batch."""
         z = self.encode(x)
-        est = estimate_jacobian_sq_norm(self.decoder, z, self.jvp, self.fd_eps)
-        rec = sum_squared_error(x.float(), est.output).mean()
+        if self.jac_fraction == 1.0:
+            est = estimate_jacobian_sq_norm(self.decoder, z, self.jvp, self.fd_eps)
+            output = est.output
+        else:
+            output, est = self._subset_estimate(z)
+        rec = sum_squared_error(x.float(), output).mean()
         prior = self.prior_weight * z.float().pow(2).sum(dim=1).mean()
         if self.bound == "log":
             jac = log_frobenius_term(est.sq_norm, est.v_sq_norm, self.latent_dim, self.eta)
@@ -132,6 +154,30 @@ class InjFlow(GenerativeAutoencoder):
             total = total + self.rec_multiplier.term(rec) + self.inj_multiplier.term(inj)
             self._constraint_values = (rec.detach(), inj.detach())
         return LossOutput(total, {"rec": rec, "prior": prior, "jac": jac.mean(), "inj": inj})
+
+    def jac_rows(self, batch_size: int) -> Tensor:
+        """The ceil(jac_fraction * B) rows of the Jacobian term, uniform without replacement."""
+        count = max(1, math.ceil(self.jac_fraction * batch_size))
+        return torch.randperm(batch_size, device=self.device)[:count]
+
+    def _subset_estimate(self, z: Tensor) -> tuple[Tensor, JacobianEstimate]:
+        """Full-batch g(z), and the Jacobian estimate on a random sub-batch (frozen BatchNorm)."""
+        stats = BatchStatistics(self.decoder)
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            z = z.float()
+            with stats.capture():
+                output = self.decoder(z)
+            rows = self.jac_rows(z.shape[0])
+            with stats.frozen():
+                if self.jvp != "finite_difference":
+                    est = estimate_jacobian_sq_norm(self.decoder, z[rows], self.jvp, self.fd_eps)
+                    return output, est
+                # eq. (8) with the base point g(z) already decoded: one sub-batch pass
+                v = torch.randn(z[rows].shape, device=z.device, dtype=z.dtype)
+                jv = (self.decoder(z[rows] + self.fd_eps * v) - output[rows]) / self.fd_eps
+        est = JacobianEstimate(output[rows], jv.flatten(1).pow(2).sum(dim=1),
+                               v.pow(2).sum(dim=1))
+        return output, est
 
     def setup(self, stage: str) -> None:
         """Refuse ``PenaltySchedule`` with the augmented Lagrangian (mu and mu_in stay at 1)."""

@@ -20,6 +20,17 @@ class RecordMu(L.Callback):
         self.seen[trainer.global_step - 1] = (pl_module.mu.item(), pl_module.mu_in.item())
 
 
+class StopAfter(L.Callback):
+    """Interrupt the run after ``steps`` optimizer steps (its max_steps unchanged)."""
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.steps:
+            trainer.should_stop = True
+
+
 def model() -> InjFlow:
     torch.manual_seed(0)
     return InjFlow(image_shape=(1, 8, 8), latent_dim=3, backbone=MLPBackbone(hidden=[16]))
@@ -71,3 +82,61 @@ def test_method_without_penalties_is_a_clear_error(tmp_path) -> None:
     trainer = tiny_trainer(tmp_path, callbacks=[PenaltySchedule()])
     with pytest.raises(ValueError, match="has no tensor attribute"):
         trainer.fit(ae, datamodule=data())
+
+
+def test_reference_steps_maps_the_paper_schedule_onto_the_run(tmp_path) -> None:
+    rec = RecordMu()
+    schedule = PenaltySchedule(nu=1.3, reference_steps=100_000)
+    trainer = tiny_trainer(tmp_path, max_steps=8, callbacks=[schedule, rec])
+    trainer.fit(model(), datamodule=data())
+    for step in (0, 4, 7):  # first, mid, last
+        expected = 1 + (step * 100_000 / 8) ** 1.3 / 1000
+        assert rec.seen[step] == pytest.approx((expected, expected))
+    assert rec.seen[0][0] == 1.0
+    # the last step is within one mapped step of the paper's final weight 1 + 100k^1.3 / 1000
+    assert rec.seen[7][0] == pytest.approx(1 + 100_000**1.3 / 1000, rel=0.2)
+    assert schedule.value(8) == pytest.approx(1 + 100_000**1.3 / 1000)
+
+
+def test_reference_steps_resume_continues_exactly(tmp_path) -> None:
+    straight = RecordMu()
+    tiny_trainer(tmp_path / "a", max_steps=6,
+                 callbacks=[PenaltySchedule(reference_steps=1000), straight]).fit(
+        model(), datamodule=data())
+    first = tiny_trainer(tmp_path / "b", max_steps=6,
+                         callbacks=[PenaltySchedule(reference_steps=1000), StopAfter(3)])
+    first.fit(model(), datamodule=data())
+    ckpt = tmp_path / "stop.ckpt"
+    first.save_checkpoint(ckpt)
+    rec = RecordMu()
+    second = tiny_trainer(tmp_path / "b", max_steps=6,
+                          callbacks=[PenaltySchedule(reference_steps=1000), rec])
+    second.fit(model(), datamodule=data(), ckpt_path=ckpt)
+    assert sorted(rec.seen) == [3, 4, 5]
+    for step in (3, 4, 5):
+        assert rec.seen[step] == straight.seen[step]
+
+
+def test_reference_steps_resume_with_other_max_steps_is_refused(tmp_path) -> None:
+    first = tiny_trainer(tmp_path, max_steps=2, callbacks=[PenaltySchedule(reference_steps=100)])
+    first.fit(model(), datamodule=data())
+    ckpt = tmp_path / "a.ckpt"
+    first.save_checkpoint(ckpt)
+    second = tiny_trainer(tmp_path, max_steps=4, callbacks=[PenaltySchedule(reference_steps=100)])
+    with pytest.raises(ValueError, match="trained with max_steps=2"):
+        second.fit(model(), datamodule=data(), ckpt_path=ckpt)
+    third = tiny_trainer(tmp_path, max_steps=4, callbacks=[PenaltySchedule()])
+    with pytest.raises(ValueError, match="trained with reference_steps=100"):
+        third.fit(model(), datamodule=data(), ckpt_path=ckpt)
+
+
+def test_reference_steps_needs_max_steps(tmp_path) -> None:
+    trainer = tiny_trainer(tmp_path, max_steps=-1, max_epochs=1,
+                           callbacks=[PenaltySchedule(reference_steps=100)])
+    with pytest.raises(ValueError, match="max_steps=-1 \\(epoch-based\\)"):
+        trainer.fit(model(), datamodule=data())
+    with pytest.raises(RuntimeError, match="maps steps onto the run's max_steps"):
+        PenaltySchedule(reference_steps=100).value(3)  # before any Trainer set it up
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="reference_steps must be an integer >= 1"):
+            PenaltySchedule(reference_steps=bad)

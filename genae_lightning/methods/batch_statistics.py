@@ -1,0 +1,62 @@
+"""Replay a train-mode pass's BatchNorm batch statistics in a second pass on a sub-batch."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+class BatchStatistics:
+    """Capture each train-mode BatchNorm's batch mean and variance, then use them frozen.
+
+    ``InjFlow(jac_fraction < 1)`` decodes the full batch once (for the reconstruction), then
+    estimates the Jacobian term on a sub-batch. Run on the sub-batch in train mode, BatchNorm would
+    normalise with the sub-batch's statistics (another function than the one trained) and update
+    its running statistics a second time. Inside :meth:`frozen`, every BatchNorm that was in train
+    mode during :meth:`capture` normalises with the full batch's statistics instead, as constants
+    (eval-mode arithmetic, no running-statistics update), so the sub-batch sees the decoder of the
+    full-batch pass. Layers in eval mode (validation) are left as they are.
+
+    Args:
+        module: The network whose BatchNorm layers are captured (e.g. the decoder).
+    """
+
+    def __init__(self, module: nn.Module) -> None:
+        self.layers = [m for m in module.modules() if isinstance(m, _BatchNorm)]
+        self.stats: dict[int, tuple[Tensor, Tensor]] = {}
+
+    @contextmanager
+    def capture(self) -> Iterator[None]:
+        """Record the batch statistics of every train-mode BatchNorm's input in this block."""
+        self.stats = {}
+
+        def hook(layer: nn.Module, args: tuple[Tensor, ...]) -> None:
+            if layer.training:
+                x = args[0].detach().float()
+                dims = [0, *range(2, x.dim())]
+                self.stats[id(layer)] = (x.mean(dim=dims), x.var(dim=dims, unbiased=False))
+
+        handles = [layer.register_forward_pre_hook(hook) for layer in self.layers]
+        try:
+            yield
+        finally:
+            for handle in handles:
+                handle.remove()
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Normalise with the captured statistics (eval-mode arithmetic) inside this block."""
+        saved = []
+        for layer in self.layers:
+            if id(layer) not in self.stats:
+                continue
+            saved.append((layer, layer.training, layer.running_mean, layer.running_var))
+            mean, var = self.stats[id(layer)]
+            layer.running_mean, layer.running_var = mean, var
+            layer.training = False
+        try:
+            yield
+        finally:
+            for layer, training, mean, var in saved:
+                layer.running_mean, layer.running_var, layer.training = mean, var, training
