@@ -13,6 +13,7 @@ import genae_lightning.callbacks  # noqa: F401  (registers callbacks for short n
 import genae_lightning.data  # noqa: F401  (registers DataModules for short names)
 import genae_lightning.methods  # noqa: F401  (registers methods for short names)
 from genae_lightning.callbacks import GracefulInterrupt
+from genae_lightning.config_files import expand_config_args, fill_logger_dirs, list_configs
 from genae_lightning.data import ImageDataModule
 from genae_lightning.evaluate import evaluate
 from genae_lightning.features import train_features
@@ -34,6 +35,10 @@ class GenaeCLI(LightningCLI):
             compute_fn=list,
             apply_on="instantiate",
         )
+
+    def before_instantiate_classes(self) -> None:
+        """Loggers without ``save_dir`` write under ``trainer.default_root_dir``."""
+        fill_logger_dirs(self.config.get(str(self.subcommand), self.config))
 
     def before_fit(self) -> None:
         """Group and tag W&B runs by dataset and method before the run starts."""
@@ -79,6 +84,7 @@ COMMANDS: dict[str, Callable[[list[str]], object]] = {
     "report": report,
     "train-features": train_features,
     "traverse": traverse,
+    "configs": list_configs,
 }
 
 
@@ -95,7 +101,7 @@ def main(args: list[str] | None = None) -> None:
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
         trainer_defaults={"callbacks": [GracefulInterrupt()]},
-        args=None if args is None else argv,
+        args=expand_config_args(argv),
     )
 
 
