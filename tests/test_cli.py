@@ -25,7 +25,7 @@ def quickstart_run(tmp_path, monkeypatch) -> Path:
 
 
 def test_quickstart_writes_grids_and_samples_from_its_gmm(quickstart_run, tmp_path) -> None:
-    out = tmp_path / "outputs" / "quickstart"
+    out = tmp_path / "outputs" / "quickstart" / "injflow_ln_digits" / "version_0"
     for name in ("recon", "samples_standard", "samples_gaussian", "samples_gmm"):
         assert (out / f"{name}.png").is_file(), name
     main(["sample", "--ckpt_path", str(quickstart_run), "--n", "16", "--prior", "gmm",

@@ -156,7 +156,7 @@ def test_sigterm_writes_a_resumable_checkpoint(tmp_path) -> None:
     assert ckpts, output[-2000:]
     step = torch.load(ckpts[0], weights_only=False)["global_step"]
     assert step > 0
-    assert not (tmp_path / "outputs" / "quickstart" / "samples_gmm.png").exists()  # no end-of-fit
+    assert not (metrics / "samples_gmm.png").exists()  # no end-of-fit
     resumed = subprocess.run(
         [exe, "fit", "--config", cfg, "--trainer.max_steps", str(step + 20),
          "--trainer.enable_progress_bar", "false", "--ckpt_path", str(ckpts[0])],
