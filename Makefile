@@ -19,7 +19,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 demo: $(VENV)/.installed
 	$(BIN)/genae fit --config configs/quickstart.yaml
-	@echo "grids written to outputs/quickstart/ (recon.png, samples_gmm.png, ...)"
+	@echo "grids written to outputs/quickstart/injflow_ln_digits/version_*/ (recon.png, samples_gmm.png, ...)"
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n auto

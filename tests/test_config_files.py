@@ -145,6 +145,10 @@ def test_bad_defaults_are_errors(tmp_path) -> None:
     (tmp_path / "b.yaml").write_text("defaults: b.yaml\n")
     with pytest.raises(ValueError, match="must be a list of part files"):
         compose(tmp_path / "b.yaml")
+    (tmp_path / "list.yaml").write_text("- 1\n")
+    (tmp_path / "d.yaml").write_text("defaults: [list.yaml]\n")
+    with pytest.raises(ValueError, match="list.yaml must be a mapping, got list"):
+        compose(tmp_path / "d.yaml")
     (tmp_path / "c.yaml").write_text("defaults: [c.yaml]\n")
     with pytest.raises(ValueError, match="nest deeper than"):
         compose(tmp_path / "c.yaml")
