@@ -17,6 +17,7 @@ from genae_lightning.callbacks import GracefulInterrupt, NonFiniteGuard
 from genae_lightning.callbacks.reliability import INTERRUPTED_EXIT_CODE
 from genae_lightning.checkpoint import read_checkpoint
 from genae_lightning.checkpoint_io import SAFE_CHECKPOINT_IO
+from genae_lightning.config_files import expand_config_args, fill_logger_dirs, list_configs
 from genae_lightning.data import ImageDataModule
 from genae_lightning.evaluate import evaluate
 from genae_lightning.features import train_features
@@ -68,6 +69,10 @@ class GenaeCLI(LightningCLI):
         check_method(path, checkpoint, self.model)
         if subcommand == "fit" and self.datamodule is not None:
             check_data(path, checkpoint, self.datamodule)
+
+    def before_instantiate_classes(self) -> None:
+        """Loggers without ``save_dir`` write under ``trainer.default_root_dir``."""
+        fill_logger_dirs(self.config.get(str(self.subcommand), self.config))
 
     def before_fit(self) -> None:
         """Check the resume, then group and tag W&B runs by dataset and method."""
@@ -152,6 +157,7 @@ COMMANDS: dict[str, Callable[[list[str]], object]] = {
     "report": report,
     "train-features": train_features,
     "traverse": traverse,
+    "configs": list_configs,
 }
 
 
@@ -177,7 +183,7 @@ def main(args: list[str] | None = None) -> None:
                 "callbacks": [interrupt, NonFiniteGuard()],
                 "plugins": [SAFE_CHECKPOINT_IO],
             },
-            args=None if args is None else argv,
+            args=expand_config_args(argv),
         )
     except SystemExit as exit_:  # Lightning ends a SIGTERM'd run with a bare SystemExit
         if interrupt.saved is None or exit_.code not in (None, 0):

@@ -6,7 +6,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import lightning as L
-from lightning.pytorch.loggers import WandbLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 
@@ -44,6 +44,34 @@ def resolve_offline(offline: bool | None, save_dir: str) -> bool:
     return True
 
 
+class GenaeCSVLogger(CSVLogger):
+    """``CSVLogger`` whose ``save_dir`` may be left out, so that a run follows its root folder.
+
+    Under ``genae fit`` a missing ``save_dir`` becomes ``trainer.default_root_dir``
+    (:func:`genae_lightning.config_files.fill_logger_dirs`); elsewhere, the working directory.
+
+    Args:
+        save_dir: Folder of the logs (``<save_dir>/<name>/version_<n>/metrics.csv``).
+        name: Experiment name: the subfolder of ``save_dir``.
+        version: Version folder (the next free one when None).
+        prefix: Prefix of the metric keys.
+        flush_logs_every_n_steps: How often the metrics are written to disk.
+    """
+
+    def __init__(
+        self,
+        save_dir: str | None = None,
+        name: str | None = "lightning_logs",
+        version: int | str | None = None,
+        prefix: str = "",
+        flush_logs_every_n_steps: int = 100,
+    ) -> None:
+        super().__init__(
+            "." if save_dir is None else save_dir, name=name, version=version, prefix=prefix,
+            flush_logs_every_n_steps=flush_logs_every_n_steps,
+        )
+
+
 class GenaeWandbLogger(WandbLogger):
     """``WandbLogger`` for genae runs: safe without a login, grouped by dataset, tagged by method.
 
@@ -58,7 +86,8 @@ class GenaeWandbLogger(WandbLogger):
     Args:
         project: W&B project.
         name: Run display name (W&B picks one when None).
-        save_dir: Folder under which W&B writes ``wandb/``.
+        save_dir: Folder under which W&B writes ``wandb/``; None: the trainer's
+            ``default_root_dir`` under ``genae fit``, else the working directory.
         offline: True/False to force; None: online only if an API key is configured.
         group: W&B group; the dataset's name when None.
         tags: Extra W&B tags; the method and dataset names are added.
@@ -70,13 +99,14 @@ class GenaeWandbLogger(WandbLogger):
         self,
         project: str = "genae-lightning",
         name: str | None = None,
-        save_dir: str = ".",
+        save_dir: str | None = None,
         offline: bool | None = None,
         group: str | None = None,
         tags: list[str] | None = None,
         log_model: bool = False,
         **kwargs: object,
     ) -> None:
+        save_dir = "." if save_dir is None else save_dir
         super().__init__(
             name=name, save_dir=save_dir, offline=resolve_offline(offline, save_dir),
             project=project, log_model=log_model, group=group, tags=list(tags or []), **kwargs,

@@ -9,6 +9,7 @@ import yaml
 
 from genae_lightning.checkpoint import load_method
 from genae_lightning.cli import main
+from genae_lightning.config_files import compose
 from tests.conftest import REPO
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -21,7 +22,7 @@ def _import(class_path: str) -> type:
 
 def smoke_config(config: Path, tmp_path: Path) -> dict:
     """The config with its data swapped for SyntheticImages and everything made tiny."""
-    cfg = yaml.safe_load(config.read_text())
+    cfg = compose(config)
     data_cls = _import(cfg["data"]["class_path"])
     cfg["data"] = {
         "class_path": "genae_lightning.data.SyntheticImages",
