@@ -279,10 +279,18 @@ class GenerativeAutoencoder(L.LightningModule):
             "version": __version__,
             "posthoc_priors": sorted(self.posthoc_priors.keys()),
         }
+        record = getattr(self, "batchnorm_check", None)
+        if record is not None:  # FitLatentPrior's BatchNorm check of these weights
+            checkpoint["genae"]["batchnorm"] = dict(record)
+
+    def on_fit_start(self) -> None:
+        """Forget an earlier BatchNorm check: further training makes it stale."""
+        self.batchnorm_check = None
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Rebuild the fitted post-hoc priors before the state dict is loaded."""
         state = checkpoint.get("state_dict", {})
+        self.batchnorm_check = checkpoint.get("genae", {}).get("batchnorm")
         for name in checkpoint.get("genae", {}).get("posthoc_priors", []):
             prefix = f"posthoc_priors.{name}."
             sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
