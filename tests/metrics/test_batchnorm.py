@@ -158,3 +158,19 @@ def test_models_without_batchnorm_are_not_checked() -> None:
     ae = AE(image_shape=(1, 8, 8), latent_dim=3, backbone=MLPBackbone(hidden=[8]))
     assert settle_batchnorm(ae, [torch.rand(4, 1, 8, 8)], [], "always") is None
     assert settle_for_evaluation(ae, [], None, 4) is None
+
+
+def test_bad_batchnorm_settings_are_clear_errors() -> None:
+    from types import SimpleNamespace
+
+    from genae_lightning.callbacks import FitLatentPrior
+
+    with pytest.raises(ValueError, match="must be 'auto', 'always' or 'never', got 'sometimes'"):
+        FitLatentPrior(batchnorm="sometimes")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="batchnorm_batches >= 1 and batchnorm_check_samples"):
+        FitLatentPrior(batchnorm_batches=0)
+    with pytest.raises(ValueError, match="tolerance must be >= 0, got -1"):
+        settle_batchnorm(model_with_batchnorm(), [torch.rand(4, 1, 8, 8)], [], "auto", -1.0)
+    no_data = SimpleNamespace(datamodule=None, train_dataloader=None)
+    with pytest.raises(RuntimeError, match="BatchNorm check needs the training set"):
+        FitLatentPrior().settle_batchnorm(no_data, model_with_batchnorm())  # type: ignore[arg-type]
