@@ -117,8 +117,13 @@ def recalibrate_batchnorm(
 
 
 def fixed_batches(dataset: Dataset, num_samples: int, batch_size: int) -> list[Tensor]:
-    """The first ``num_samples`` images of ``dataset``, in batches of ``batch_size``."""
-    n = min(num_samples, len(dataset))  # type: ignore[arg-type]
+    """The first images of ``dataset`` in full batches of ``batch_size`` (at least one batch).
+
+    ``num_samples`` is rounded down to whole batches (up to one batch when smaller), so no
+    batch is too small for batch statistics.
+    """
+    whole = max(num_samples // batch_size, 1) * batch_size
+    n = min(whole, len(dataset))  # type: ignore[arg-type]
     images = [dataset[i][0] if isinstance(dataset[i], (tuple, list)) else dataset[i]
               for i in range(n)]
     return list(torch.stack(images).split(batch_size))
