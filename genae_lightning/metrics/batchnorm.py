@@ -124,6 +124,7 @@ def fixed_batches(dataset: Dataset, num_samples: int, batch_size: int) -> list[T
     """
     whole = max(num_samples // batch_size, 1) * batch_size
     n = min(whole, len(dataset))  # type: ignore[arg-type]
+    n = n // batch_size * batch_size or n  # a smaller dataset: one batch of all of it
     images = [dataset[i][0] if isinstance(dataset[i], (tuple, list)) else dataset[i]
               for i in range(n)]
     return list(torch.stack(images).split(batch_size))

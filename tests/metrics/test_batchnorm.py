@@ -9,6 +9,7 @@ from genae_lightning.metrics import recalibrate_batchnorm
 from genae_lightning.metrics.batchnorm import (
     batchnorm_layers,
     describe,
+    fixed_batches,
     mode_errors,
     recalibration_loader,
     settle_batchnorm,
@@ -174,3 +175,11 @@ def test_bad_batchnorm_settings_are_clear_errors() -> None:
     no_data = SimpleNamespace(datamodule=None, train_dataloader=None)
     with pytest.raises(RuntimeError, match="BatchNorm check needs the training set"):
         FitLatentPrior().settle_batchnorm(no_data, model_with_batchnorm())  # type: ignore[arg-type]
+
+
+def test_fixed_batches_are_whole_batches_of_the_first_images() -> None:
+    data = torch.utils.data.TensorDataset(torch.arange(10.0).view(10, 1), torch.zeros(10))
+    assert [b.flatten().tolist() for b in fixed_batches(data, 7, 3)] == [[0, 1, 2], [3, 4, 5]]
+    assert [len(b) for b in fixed_batches(data, 2, 4)] == [4]  # one batch, never size 1
+    assert [len(b) for b in fixed_batches(data, 100, 4)] == [4, 4]  # the dataset ran out
+    assert [len(b) for b in fixed_batches(data, 100, 16)] == [10]
