@@ -17,9 +17,10 @@ if [ "$DRY" = 1 ]; then
   TESTS="skipped in the dry run (no GPU)"
   TESTS_RC=0
 else
-  "$PYTHON" -m pytest -m gpu -q -p no:cacheprovider 2>&1 | tee /tmp/genae_gpu_tests.log
+  LOG="$(mktemp)"
+  "$PYTHON" -m pytest -m gpu -q -p no:cacheprovider 2>&1 | tee "$LOG"
   TESTS_RC=${PIPESTATUS[0]}
-  TESTS="$(tail -n 1 /tmp/genae_gpu_tests.log | tr -d '=' | sed 's/^ *//')"
+  TESTS="$(tail -n 1 "$LOG" | tr -d '=' | sed 's/^ *//')"
 fi
 "$PYTHON" bench/gpu_check.py --gpu-tests "pytest -m gpu: $TESTS" "$@"
 CHECK_RC=$?
