@@ -70,7 +70,9 @@ def evaluate_checkpoint(
         recalibrate_batchnorm: First recompute the BatchNorm running statistics over this many
             training batches (see :func:`~genae_lightning.metrics.recalibrate_batchnorm`); the
             post-hoc priors of the checkpoint are then refitted here, since the codes change.
-            0 evaluates the checkpoint as saved.
+            0 uses the statistics ``FitLatentPrior`` checked at the end of fit, or runs that
+            check here on checkpoints that were not checked (it says what it did; the
+            record is the JSON's ``batchnorm``).
     """
     config = config or MetricsConfig()
     start = time.perf_counter()
@@ -86,10 +88,13 @@ def evaluate_checkpoint(
     if evaluation is None:
         raise ValueError(f"{type(datamodule).__name__} has no {split}_dataset after setup; "
                          "evaluate on --split test or --split val")
-    if recalibrate_batchnorm > 0:
-        loader = batchnorm.recalibration_loader(datamodule.train_dataset, config.batch_size,
-                                                config.seed)
-        batchnorm.recalibrate_batchnorm(model, loader, recalibrate_batchnorm, config.progress)
+    bn = batchnorm.settle_for_evaluation(
+        model, datamodule.train_dataset, datamodule.val_dataset,
+        config.batch_size if recalibrate_batchnorm > 0 else datamodule.batch_size,
+        recalibrate_batchnorm, config.seed, config.progress)
+    if bn is not None:
+        print(batchnorm.describe(bn))
+    if bn is not None and bn["recalibrated"] and bn["source"] != "checkpoint":
         model.posthoc_priors.clear()  # fitted to codes of the old statistics: refit below
         had_priors = []
     if fid is not None:
@@ -111,6 +116,7 @@ def evaluate_checkpoint(
         "samplers": {s: ("checkpoint" if s in had_priors else "fitted here")
                      for s in config.samplers if s != "prior"},
         "recalibrated_batchnorm_batches": recalibrate_batchnorm,
+        "batchnorm": bn,
         "metrics": result.metrics,
         "settings": asdict(config),
         "device": device,

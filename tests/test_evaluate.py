@@ -152,3 +152,36 @@ def test_evaluate_can_recalibrate_batchnorm_first(runs, tmp_path) -> None:
         main(["evaluate", "--ckpt_path", str(runs["AE"]), "--no_fid", "true",
               "--recalibrate_batchnorm", "2", "--progress", "false", "--out",
               str(tmp_path / "x.json")])
+
+
+def test_fit_records_the_batchnorm_check_and_evaluate_checks_unchecked_checkpoints(
+        tmp_path, capsys) -> None:
+    config = fit_config("AE", tmp_path)
+    config["model"]["init_args"]["backbone"]["init_args"]["batch_norm"] = True
+    # tolerance 0: any difference between the two modes recalibrates
+    config["trainer"]["callbacks"][1]["init_args"].update(batchnorm_tolerance=0.0,
+                                                          batchnorm_batches=3)
+    (tmp_path / "bn.yaml").write_text(yaml.safe_dump(config))
+    main(["fit", "--config", str(tmp_path / "bn.yaml")])
+    folder = tmp_path / "ae" / "version_0" / "checkpoints"
+    record = torch.load(folder / "last.ckpt", weights_only=False)["genae"]["batchnorm"]
+    assert record["checked"] and record["recalibrated"] and record["batches"] == 3
+    assert record["train_error"] > 0 and record["eval_error"] > 0 and record["split"] == "val"
+    assert record["step"] == 5
+    logged = list(csv.DictReader((tmp_path / "ae" / "version_0" / "metrics.csv").open()))
+    assert any(row.get("batchnorm/recalibrated") == "1.0" for row in logged)
+
+    common = ["evaluate", "--no_fid", "true", "--num_samples", "64", "--batch_size", "32",
+              "--progress", "false"]
+    capsys.readouterr()
+    main([*common, "--ckpt_path", str(folder / "last.ckpt"), "--out", str(tmp_path / "a.json")])
+    assert "using the checkpoint's statistics, checked at the end of fit (recalibrated" in \
+        capsys.readouterr().out
+    assert json.loads((tmp_path / "a.json").read_text())["batchnorm"]["source"] == "checkpoint"
+    # the epoch checkpoint was written before the end-of-fit check: evaluate checks it
+    unchecked = next(p for p in folder.iterdir() if p.name != "last.ckpt")
+    assert "batchnorm" not in torch.load(unchecked, weights_only=False)["genae"]
+    main([*common, "--ckpt_path", str(unchecked), "--out", str(tmp_path / "b.json")])
+    assert "BatchNorm check (auto): reconstruction error" in capsys.readouterr().out
+    checked_here = json.loads((tmp_path / "b.json").read_text())["batchnorm"]
+    assert checked_here["source"] == "checked here" and checked_here["tolerance"] == 0.5

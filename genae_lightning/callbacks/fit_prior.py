@@ -3,18 +3,35 @@
 Under DDP every process encodes its share of the training set, the codes are gathered in the
 dataset's order, rank 0 fits the priors and broadcasts them: every process ends with the priors
 one process would fit on the whole set.
+
+Before encoding, the BatchNorm running statistics are checked against the batch statistics (see
+:func:`~genae_lightning.metrics.batchnorm.settle_batchnorm`) and recomputed where they lag.
 """
 
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.strategies import Strategy
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from genae_lightning.callbacks.reliability import was_interrupted
+from genae_lightning.metrics.batchnorm import (
+    DEFAULT_BATCHES,
+    DEFAULT_CHECK_SAMPLES,
+    DEFAULT_TOLERANCE,
+    BatchNormMode,
+    batchnorm_layers,
+    describe,
+    fixed_batches,
+    recalibration_loader,
+    settle_batchnorm,
+)
+from genae_lightning.metrics.distributed import Collective
 from genae_lightning.priors import fit_posthoc_prior, prior_from_state
 from genae_lightning.priors.base import Prior
 
@@ -94,6 +111,20 @@ class FitLatentPrior(L.Callback):
         batch_size: Batch size for encoding.
         seed: Seed of the GMM's initialisation.
         priors: Which post-hoc priors to fit.
+        batchnorm: Before encoding, compare the reconstruction error of
+            ``batchnorm_check_samples`` fixed validation images with BatchNorm's batch
+            statistics (train mode, running statistics untouched) and with its running
+            statistics (eval mode). "auto" recomputes the running statistics exactly over
+            ``batchnorm_batches`` training batches when the two differ by more than
+            ``batchnorm_tolerance`` (relative); "always" recomputes them; "never" only checks.
+            Both errors and the decision are logged (``batchnorm/*``) and recorded in the
+            checkpoint (``checkpoint["genae"]["batchnorm"]``). Models without BatchNorm skip it.
+        batchnorm_tolerance: Relative difference |eval - train| / train that triggers "auto"
+            (docs/benchmarks.md: up to 0.1 for an AE whose statistics keep up, 3 and more for a
+            lagging InjFlow).
+        batchnorm_batches: Training batches of the recalibration (of the training batch size;
+            split over the processes under DDP).
+        batchnorm_check_samples: Validation images of the check (the first ones).
     """
 
     def __init__(
@@ -103,9 +134,23 @@ class FitLatentPrior(L.Callback):
         batch_size: int = 512,
         seed: int = 0,
         priors: tuple[str, ...] = ("gaussian", "gmm"),
+        batchnorm: BatchNormMode = "auto",
+        batchnorm_tolerance: float = DEFAULT_TOLERANCE,
+        batchnorm_batches: int = DEFAULT_BATCHES,
+        batchnorm_check_samples: int = DEFAULT_CHECK_SAMPLES,
     ) -> None:
+        if batchnorm not in ("auto", "always", "never"):
+            raise ValueError(f"FitLatentPrior(batchnorm=...) must be 'auto', 'always' or "
+                             f"'never', got {batchnorm!r}")
+        if batchnorm_batches < 1 or batchnorm_check_samples < 1:
+            raise ValueError(
+                f"FitLatentPrior needs batchnorm_batches >= 1 and batchnorm_check_samples >= 1, "
+                f"got {batchnorm_batches} and {batchnorm_check_samples}")
         self.n_components, self.max_samples = n_components, max_samples
         self.batch_size, self.seed, self.priors = batch_size, seed, tuple(priors)
+        self.batchnorm, self.batchnorm_tolerance = batchnorm, batchnorm_tolerance
+        self.batchnorm_batches, self.batchnorm_check_samples = (batchnorm_batches,
+                                                                batchnorm_check_samples)
 
     def fit_module(
         self, module: L.LightningModule, loader: DataLoader, progress: bool = True
@@ -142,10 +187,55 @@ class FitLatentPrior(L.Callback):
         for name, prior in fitted.items():
             pl_module.set_posthoc_prior(name, prior)
 
+    def settle_batchnorm(
+        self, trainer: L.Trainer, pl_module: L.LightningModule
+    ) -> dict[str, Any] | None:
+        """Check (and where needed recompute) the BatchNorm statistics; log and record it."""
+        if not batchnorm_layers(pl_module):
+            return None
+        datamodule = trainer.datamodule
+        train: Dataset | None = getattr(datamodule, "train_dataset", None)
+        if train is None:
+            train = getattr(trainer.train_dataloader, "dataset", None)
+        if train is None:
+            raise RuntimeError("FitLatentPrior's BatchNorm check needs the training set: fit "
+                               "with a DataModule that has a train_dataset, or pass "
+                               "FitLatentPrior(batchnorm='never')")
+        held_out: Dataset | None = getattr(datamodule, "val_dataset", None)
+        split = "val" if held_out is not None else "train"
+        batch_size = int(getattr(datamodule, "batch_size", None) or self.batch_size)
+        check = fixed_batches(held_out if held_out is not None else train,
+                              self.batchnorm_check_samples, batch_size)
+        strategy = trainer.strategy
+        world, rank = strategy.world_size, strategy.global_rank
+        share = Subset(train, range(rank, len(train), world))  # type: ignore[arg-type]
+        record = settle_batchnorm(
+            pl_module, check, recalibration_loader(share, batch_size, self.seed + rank),
+            self.batchnorm, self.batchnorm_tolerance, -(-self.batchnorm_batches // world),
+            reduce=Collective(strategy).sum if world > 1 else None,
+        )
+        assert record is not None  # the module has BatchNorm layers
+        record.update(split=split, check_samples=sum(len(x) for x in check),
+                      step=trainer.global_step)
+        pl_module.batchnorm_check = record
+        rank_zero_info(f"FitLatentPrior: {describe(record)}")
+        metrics = {"batchnorm/train_error": record["train_error"],
+                   "batchnorm/eval_error": record["eval_error"],
+                   "batchnorm/recalibrated": float(record["recalibrated"])}
+        for logger in trainer.loggers:
+            logger.log_metrics(metrics, step=trainer.global_step)
+        trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
+        return record
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """Forget the check of an earlier fit (a resumed run trains further)."""
+        pl_module.batchnorm_check = None
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Fit the priors, then rewrite the last checkpoints so they include them."""
+        """Settle BatchNorm, fit the priors, then rewrite the last checkpoints to include them."""
         if was_interrupted(trainer):  # the run will resume; fit at its real end
             return
+        self.settle_batchnorm(trainer, pl_module)
         self._fit_distributed(trainer, pl_module)
         for cb in trainer.checkpoint_callbacks:
             last = getattr(cb, "last_model_path", "")

@@ -10,6 +10,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from genae_lightning.metrics import FID, SAMPLERS, Collective, MetricsConfig, evaluate_generative
+from genae_lightning.metrics.batchnorm import batchnorm_layers
 from genae_lightning.priors import Prior
 
 
@@ -54,6 +55,12 @@ class GenerativeMetrics(L.Callback):
     runs first (list it before this one); mid-training, temporary ones are fitted to the
     training codes. Under DDP every process takes a share of the images; features, codes and
     sums are gathered across processes.
+
+    The model is evaluated in eval mode, with BatchNorm's running statistics as they are:
+    mid-training the training's moving averages, at the end of fit those that
+    :class:`FitLatentPrior`'s check kept or recomputed when it runs first. Models with BatchNorm
+    also log ``batchnorm/recalibrated_stats``: 1 when the statistics used were recomputed by
+    that check, 0 when they are the training's moving averages.
 
     When FID's feature extractor is unavailable (Inception weights neither cached nor
     downloadable) FID is switched off with a warning saying how to fix it, and KNN accuracy and
@@ -143,6 +150,10 @@ class GenerativeMetrics(L.Callback):
             dataset_name=type(trainer.datamodule).__name__, split=self.split,
             collective=Collective(trainer.strategy),
         )
+        if batchnorm_layers(pl_module):  # which BatchNorm statistics these numbers used
+            check = getattr(pl_module, "batchnorm_check", None)
+            result.metrics["batchnorm/recalibrated_stats"] = float(
+                bool(check and check["recalibrated"]))
         self.latest_priors, self.latest = result.fitted_priors, result.metrics
         for logger in trainer.loggers:
             logger.log_metrics(result.metrics, step=trainer.global_step)

@@ -281,6 +281,13 @@ class GenerativeAutoencoder(L.LightningModule):
             "version": __version__,
             "posthoc_priors": sorted(self.posthoc_priors.keys()),
         }
+        record = getattr(self, "batchnorm_check", None)
+        if record is not None:  # FitLatentPrior's BatchNorm check of these weights
+            checkpoint["genae"]["batchnorm"] = dict(record)
+
+    def on_fit_start(self) -> None:
+        """Forget an earlier BatchNorm check: further training makes it stale."""
+        self.batchnorm_check = None
 
     def check_image_shape(self, checkpoint: dict[str, Any], where: Any = None) -> None:
         """Refuse a checkpoint trained on images of another shape, naming both shapes."""
@@ -304,6 +311,7 @@ class GenerativeAutoencoder(L.LightningModule):
         trainer = self._trainer
         self.check_image_shape(checkpoint, getattr(trainer, "ckpt_path", None) if trainer else None)
         state = checkpoint.get("state_dict", {})
+        self.batchnorm_check = checkpoint.get("genae", {}).get("batchnorm")
         for name in checkpoint.get("genae", {}).get("posthoc_priors", []):
             prefix = f"posthoc_priors.{name}."
             sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
