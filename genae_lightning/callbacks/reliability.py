@@ -30,8 +30,9 @@ class NonFiniteGuard(L.Callback):
     A method reports each training step's terms to its ``nonfinite_handler``; this callback
     installs its own (:meth:`check_terms`), which decides. Without it a method stops on a NaN/Inf
     term with ``NonFiniteLossError`` naming the term and step. With it (``genae fit`` adds one to
-    every run) the error also gives the last finite values of every term, and the stop writes ``nonfinite-step=<k>.ckpt`` (checkpoint folder) holding the weights from before
-    the update that led to the bad loss: before each optimizer step the parameters and floating
+    every run) the error also gives the last finite values of every term, and the stop writes
+    ``nonfinite-step=<k>.ckpt`` (checkpoint folder) holding the weights from before the update
+    that led to the bad loss: before each optimizer step the parameters and floating
     point buffers are copied into preallocated buffers (one ``torch._foreach_copy_``), and at the
     stop those are put back and saved, so the file's weights are the ones whose loss was last
     finite, not the blown-up ones the last update produced. The file leaves out the optimizer

@@ -16,7 +16,11 @@ from genae_lightning.backbones import Backbone, ConvBackbone
 from genae_lightning.backbones.base import ImageShape, check_image_shape
 from genae_lightning.methods.checkpointing import CheckpointedModule
 from genae_lightning.methods.inputs import check_batch_shape, check_pixel_range
-from genae_lightning.methods.nonfinite import NonFiniteHandler, NonFiniteLossError, stop_if_nonfinite
+from genae_lightning.methods.nonfinite import (
+    NonFiniteHandler,
+    NonFiniteLossError,
+    stop_if_nonfinite,
+)
 from genae_lightning.methods.seeding import initial_noise_seed, seeded, step_seed
 from genae_lightning.priors import Prior, StandardNormal
 from genae_lightning.priors.posthoc import PosthocPriors
@@ -137,7 +141,7 @@ class GenerativeAutoencoder(CheckpointedModule):
         check_batch_shape(type(self).__name__, x, self.image_shape)
 
     def log_loss(self, out: LossOutput, stage: str, batch_size: int) -> None:
-        """Log ``<stage>/loss`` and every ``<stage>/<term>`` (per step in training, else per epoch)."""
+        """Log ``<stage>/loss`` and each ``<stage>/<term>`` (per step in training, else epoch)."""
         on_step = stage == "train"
         for name, value in {"loss": out.total, **out.terms}.items():
             self.log(f"{stage}/{name}", value, prog_bar=name == "loss", on_step=on_step,
