@@ -76,12 +76,21 @@ def test_without_the_guard_the_stop_says_nothing_was_saved(tmp_path) -> None:
     assert not list(tmp_path.rglob("*.ckpt"))
 
 
+class NaNAtStepOne(AE):
+    def loss(self, x):
+        out = super().loss(x)
+        if self.global_step == 1:
+            return type(out)(out.total * float("nan"), {"rec": out.terms["rec"] * float("nan")})
+        return out
+
+
 def test_the_first_guard_of_a_run_is_the_one_used(tmp_path) -> None:
-    model = ae(lr=1e-3)
-    trainer = tiny_trainer(tmp_path, max_steps=1,
+    torch.manual_seed(0)
+    model = NaNAtStepOne(image_shape=(1, 8, 8), latent_dim=3, backbone=MLPBackbone(hidden=[8]))
+    trainer = tiny_trainer(tmp_path, max_steps=3,
                            callbacks=[NonFiniteGuard(skip_nonfinite=3), NonFiniteGuard()])
-    trainer.fit(model, datamodule=data())
-    assert model.skip_nonfinite == 3
+    trainer.fit(model, datamodule=data())  # the first guard's budget skips the bad batch
+    assert int(model.nonfinite_skipped) == 1 and trainer.global_step == 3
 
 
 def test_snapshot_cost_is_one_copy_per_step(tmp_path, monkeypatch) -> None:

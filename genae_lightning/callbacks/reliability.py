@@ -13,6 +13,8 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import Tensor
 
+from genae_lightning.methods.nonfinite import all_finite, nonfinite_error, stop_if_nonfinite
+
 # Exit status of `genae fit` after a graceful interrupt wrote interrupted.ckpt: not 0 (a scheduler
 # must not read the run as finished), not 1 (a crash) or 2 (a usage error), and not 128 + signal
 # (what a shell reports for a process killed without a checkpoint). See docs/errors.md.
@@ -23,12 +25,14 @@ NONFINITE_KEY = "genae_nonfinite"
 
 
 class NonFiniteGuard(L.Callback):
-    """Keep the last good weights for a non-finite stop, and allow skipping a few bad batches.
+    """The non-finite policy: skip a few bad batches, or stop keeping the last good weights.
 
-    Every method stops on a NaN/Inf loss term with ``NonFiniteLossError`` naming the term, step
-    and last finite values. With this callback (``genae fit`` adds one to every run) the stop
-    also writes ``nonfinite-step=<k>.ckpt`` (checkpoint folder) holding the weights from before
-    the update that led to the bad loss: before each optimizer step the parameters and floating
+    A method reports each training step's terms to its ``nonfinite_handler``; this callback
+    installs its own (:meth:`check_terms`), which decides. Without it a method stops on a NaN/Inf
+    term with ``NonFiniteLossError`` naming the term and step. With it (``genae fit`` adds one to
+    every run) the error also gives the last finite values of every term, and the stop writes
+    ``nonfinite-step=<k>.ckpt`` (checkpoint folder) holding the weights from before the update
+    that led to the bad loss: before each optimizer step the parameters and floating
     point buffers are copied into preallocated buffers (one ``torch._foreach_copy_``), and at the
     stop those are put back and saved, so the file's weights are the ones whose loss was last
     finite, not the blown-up ones the last update produced. The file leaves out the optimizer
@@ -54,21 +58,46 @@ class NonFiniteGuard(L.Callback):
         self._saving = False
         self._fresh_optimizers: list[dict[str, Any]] = []
         self._restart_optimizers = False
+        self._last_finite: dict[str, Tensor] = {}
 
     def _active(self, trainer: L.Trainer) -> bool:
         return next(c for c in trainer.callbacks if isinstance(c, NonFiniteGuard)) is self
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Hand the budget and the last-good-weights saver to the module."""
+        """Become the module's non-finite handler (the first guard of the run does)."""
         if self._active(trainer):
-            pl_module.skip_nonfinite = self.skip_nonfinite
-            pl_module.last_good_saver = lambda: self.save_last_good(trainer, pl_module)
+            self._last_finite = {}
+            pl_module.nonfinite_handler = lambda module, values: self.check_terms(
+                trainer, module, values)
 
     def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        """Detach the saver (it refers to this trainer)."""
+        """Give the module back its default handler (this one refers to this trainer)."""
         if self._active(trainer):
-            pl_module.last_good_saver = None
+            pl_module.nonfinite_handler = stop_if_nonfinite
             self._tensors, self._snapshot = [], []
+
+    def check_terms(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, values: dict[str, Tensor]
+    ) -> bool:
+        """Whether to apply the step's update: yes if every term is finite; else skip or stop.
+
+        A bad batch is skipped (no optimizer step) while the ``skip_nonfinite`` budget lasts,
+        counted in the module's ``nonfinite_skipped`` and logged as ``train/nonfinite_skipped``;
+        past it, the last good weights are saved and ``NonFiniteLossError`` names the terms, the
+        step, the last finite values and the saved file.
+        """
+        if all_finite(values):
+            self._last_finite = {k: v.detach() for k, v in values.items()}
+            return True
+        if int(pl_module.nonfinite_skipped) < self.skip_nonfinite:
+            pl_module.nonfinite_skipped += 1
+            pl_module.log("train/nonfinite_skipped", pl_module.nonfinite_skipped.float(),
+                          on_step=True)
+            return False
+        saved = self.save_last_good(trainer, pl_module)
+        last = {k: round(float(v), 6) for k, v in self._last_finite.items()}
+        raise nonfinite_error(pl_module, values,
+                              f" (last finite values: {last or 'none yet'}). {saved}")
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Remember the freshly configured optimizers (before a checkpoint's state is loaded)."""

@@ -1,0 +1,131 @@
+"""How a method goes into and comes out of a checkpoint: safe loading, image-shape check.
+
+:class:`CheckpointedModule` is the base of ``GenerativeAutoencoder``: it records the method's
+class in ``checkpoint["genae"]`` (so ``genae sample`` can rebuild it), refuses weights of another
+image shape before any layer's size mismatch, and reads files weights-only.
+"""
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from genae_lightning.backbones.base import ImageShape
+
+# Optimizer classes are hyperparameters too (``optimizer=torch.optim.Adam``, or
+# ``functools.partial(torch.optim.SGD, lr=0.1)`` from Python): allow them in weights-only
+# checkpoint loading. A partial can only wrap globals that are allowed themselves.
+torch.serialization.add_safe_globals(
+    [getattr(torch.optim, name) for name in torch.optim.__all__
+     if isinstance(getattr(torch.optim, name), type)] + [functools.partial]
+)
+
+
+class CheckpointedModule(L.LightningModule):
+    """A LightningModule saved with its class and image shape, loaded weights-only.
+
+    The subclass sets ``image_shape`` and ``posthoc_priors`` (a
+    :class:`~genae_lightning.priors.posthoc.PosthocPriors`, which rebuilds itself on load).
+    """
+
+    image_shape: ImageShape
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Record the method class so `genae sample` can rebuild the model."""
+        from genae_lightning import __version__
+
+        cls = type(self)
+        checkpoint["genae"] = {
+            "method": f"{cls.__module__}.{cls.__qualname__}",
+            "version": __version__,
+            "posthoc_priors": sorted(self.posthoc_priors.keys()),
+        }
+        record = getattr(self, "batchnorm_check", None)
+        if record is not None:  # FitLatentPrior's BatchNorm check of these weights
+            checkpoint["genae"]["batchnorm"] = dict(record)
+
+    def on_fit_start(self) -> None:
+        """Forget an earlier BatchNorm check: further training makes it stale."""
+        self.batchnorm_check = None
+
+    def check_image_shape(self, checkpoint: dict[str, Any], where: Any = None) -> None:
+        """Refuse a checkpoint trained on images of another shape, naming both shapes."""
+        saved = checkpoint.get("hyper_parameters", {}).get("image_shape")
+        if saved is not None and tuple(int(s) for s in saved) != tuple(self.image_shape):
+            name = "the checkpoint" if where is None else f"checkpoint {str(where)!r}"
+            raise ValueError(
+                f"{name} holds {type(self).__name__} weights for images of shape "
+                f"{tuple(int(s) for s in saved)}, but this model (and its data) has image_shape "
+                f"{tuple(self.image_shape)}: run it on the data it was trained on (the run's "
+                "config.yaml names it, e.g. --data MNIST), or fit a new model on this data "
+                "without --ckpt_path"
+            )
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Check the image shape (before the state dict is loaded, so the error is clear)."""
+        trainer = self._trainer
+        self.check_image_shape(checkpoint, getattr(trainer, "ckpt_path", None) if trainer else None)
+        self.batchnorm_check = checkpoint.get("genae", {}).get("batchnorm")
+
+    @classmethod
+    def load_from_checkpoint(  # type: ignore[override]
+        cls,
+        checkpoint_path: Any,
+        map_location: Any = None,
+        hparams_file: str | Path | None = None,
+        strict: bool | None = None,
+        weights_only: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Lightning's ``load_from_checkpoint``, reading the file weights-only.
+
+        The file is read with :func:`genae_lightning.checkpoint.read_checkpoint`, which cannot
+        run code and says which file is corrupt or unsafe. Keyword arguments override saved
+        hyperparameters, as in Lightning.
+
+        Args:
+            checkpoint_path: The checkpoint file (or an open binary file object).
+            map_location: Where to put the tensors (Lightning's default: CUDA tensors go to the
+                CPU when no GPU is present).
+            hparams_file: A YAML file whose hyperparameters replace the saved ones.
+            strict: Whether the state dict must match the model's keys exactly.
+            weights_only: Must be None or True: genae-lightning never unpickles arbitrary objects.
+            **kwargs: Hyperparameters that replace the saved ones.
+        """
+        from lightning.pytorch.core.saving import _default_map_location, load_hparams_from_yaml
+
+        from genae_lightning.checkpoint import read_checkpoint
+
+        if weights_only is False:
+            raise ValueError(
+                "genae-lightning loads checkpoints with weights_only=True only (a pickle can run "
+                "code); leave weights_only unset. See 'Checkpoints are loaded safely' in "
+                "docs/errors.md for a file you trust that needs more"
+            )
+        checkpoint = read_checkpoint(checkpoint_path, map_location or _default_map_location)
+        if hparams_file is not None:
+            if Path(hparams_file).suffix.lower() not in (".yaml", ".yml"):
+                raise ValueError(f"hparams_file must be a .yaml or .yml file, got {hparams_file!r}")
+            checkpoint["hyper_parameters"] = load_hparams_from_yaml(hparams_file)
+        return cls.from_checkpoint_dict(checkpoint, strict=strict, **kwargs)
+
+    @classmethod
+    def from_checkpoint_dict(
+        cls, checkpoint: dict[str, Any], strict: bool | None = None, **kwargs: Any
+    ) -> Any:
+        """Build the method from a checkpoint dictionary already read (hyperparameters, weights).
+
+        Args:
+            checkpoint: What :func:`genae_lightning.checkpoint.read_checkpoint` returned.
+            strict: Whether the state dict must match the model's keys exactly.
+            **kwargs: Hyperparameters that replace the saved ones.
+        """
+        from lightning.pytorch.core.saving import _load_state
+
+        model = _load_state(cls, checkpoint, strict=strict, **kwargs)
+        device = next((t.device for t in checkpoint.get("state_dict", {}).values()
+                       if isinstance(t, Tensor)), None)
+        return model if device is None else model.to(device)
