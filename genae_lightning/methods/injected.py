@@ -31,7 +31,7 @@ class InjectedChoices:
         frame = frame or inspect.currentframe().f_back  # type: ignore[union-attr]
         names = "|".join(self.injected_choices)
         with warnings.catch_warnings():  # stored as their config below, not as modules
-            warnings.filterwarnings("ignore", f"Attribute '({names})' is an instance of `nn.Module`")
+            warnings.filterwarnings("ignore", f"Attribute '({names})' is an instance of `nn")
             super().save_hyperparameters(*args, ignore=ignore, frame=frame,  # type: ignore[misc]
                                          logger=logger)
         for name in self.injected_choices:
