@@ -73,7 +73,8 @@ class Constraint(nn.Module, ABC):
     The loss is ``... + mu * rec + ... + mu_in * inj``, then :meth:`augment`. Hooks, called by
     the method: :meth:`setup` (fit start, with the trainer's ``max_steps``), :meth:`check_resume`
     (train start, after a checkpoint was restored), :meth:`before_step` (before each optimizer
-    step) and :meth:`after_step` (after each training step).
+    step), :meth:`after_step` (after each training step), and :meth:`checkpoint_state` /
+    :meth:`load_checkpoint_state` (saved under the checkpoint's ``"constraint"`` key).
     """
 
     def __init__(self) -> None:
@@ -84,6 +85,13 @@ class Constraint(nn.Module, ABC):
     @abstractmethod
     def init_args(self) -> dict[str, Any]:
         """The constructor arguments, saved as the method's ``constraint`` hyperparameter."""
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Plain settings the method saves in checkpoints next to the state dict (none here)."""
+        return {}
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        """Read what :meth:`checkpoint_state` saved (when a checkpoint is loaded)."""
 
     def setup(self, max_steps: int | None) -> None:
         """Check the run's settings when fitting starts (nothing to check by default)."""
@@ -203,13 +211,13 @@ class Penalty(Constraint):
         self.mu_in.fill_(value)
         return {"mu": value, "mu_in": value}
 
-    def get_extra_state(self) -> dict[str, Any]:
-        """The schedule's settings and the run's ``max_steps``, saved in the state dict."""
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The schedule's settings and the run's ``max_steps``, saved in checkpoints."""
         return {**self.init_args(), "max_steps": self.max_steps}
 
-    def set_extra_state(self, state: Any) -> None:
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
         """Keep the checkpoint's settings for :meth:`check_resume`."""
-        self._saved = dict(state)
+        self._saved = dict(state) if state else None
 
     def extra_repr(self) -> str:
         """The settings, shown in ``repr``."""

@@ -167,6 +167,16 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
         if stage == "fit":
             self.constraint.setup(self.trainer.max_steps)
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The base's record, plus the constraint's settings (for the resume checks)."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["constraint"] = self.constraint.checkpoint_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The base's checks, then hand the constraint its saved settings."""
+        super().on_load_checkpoint(checkpoint)
+        self.constraint.load_checkpoint_state(checkpoint.get("constraint") or {})
+
     def on_train_start(self) -> None:
         """Refuse a resume with other constraint settings than the checkpoint's."""
         self.constraint.check_resume()
