@@ -173,3 +173,14 @@ def test_decoupled_prior_survives_checkpoint_reload(tmp_path) -> None:
 def test_bad_hyperparameters_are_clear_errors(cls, kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         build(cls, **kwargs)
+
+
+def test_a_saved_prior_class_that_is_no_prior_is_refused() -> None:
+    from genae_lightning.methods.injected import build_choice
+    from genae_lightning.priors import Prior
+
+    with pytest.raises(ValueError, match="'os.system', which is not a Prior class"):
+        build_choice({"class_path": "os.system", "init_args": {}}, Prior, "prior")
+    rebuilt = build_choice({"class_path": "genae_lightning.priors.decoupled.DecoupledPrior",
+                            "init_args": {"flow_layers": 2}}, Prior, "prior")
+    assert isinstance(rebuilt, DecoupledPrior) and rebuilt.flow_layers == 2
