@@ -68,14 +68,23 @@ def test_schedule_continues_exactly_after_resume(tmp_path) -> None:
         assert rec.seen[step][0] == pytest.approx(1 + step**1.3 / 1000)
 
 
-def test_resume_with_other_schedule_is_refused(tmp_path) -> None:
+def two_step_checkpoint(tmp_path, penalty: Penalty):
+    """A checkpoint after 2 steps of a run of max_steps=2 with ``penalty``."""
     first = tiny_trainer(tmp_path, max_steps=2)
-    first.fit(model(Penalty(nu=1.0)), datamodule=data())
+    first.fit(model(penalty), datamodule=data())
     ckpt = tmp_path / "a.ckpt"
     first.save_checkpoint(ckpt)
-    second = tiny_trainer(tmp_path, max_steps=4)
-    with pytest.raises(ValueError, match="trained with nu=1.0"):
-        second.fit(model(Penalty(nu=1.3)), datamodule=data(), ckpt_path=ckpt)
+    return ckpt
+
+
+def refuse_resume(tmp_path, ckpt, penalty: Penalty, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        tiny_trainer(tmp_path, max_steps=4).fit(model(penalty), datamodule=data(), ckpt_path=ckpt)
+
+
+def test_resume_with_other_schedule_is_refused(tmp_path) -> None:
+    ckpt = two_step_checkpoint(tmp_path, Penalty(nu=1.0))
+    refuse_resume(tmp_path, ckpt, Penalty(nu=1.3), "trained with nu=1.0")
 
 
 def test_the_default_constraint_is_the_papers_penalty() -> None:
@@ -116,16 +125,9 @@ def test_reference_steps_resume_continues_exactly(tmp_path) -> None:
 
 
 def test_reference_steps_resume_with_other_max_steps_is_refused(tmp_path) -> None:
-    first = tiny_trainer(tmp_path, max_steps=2)
-    first.fit(model(Penalty(reference_steps=100)), datamodule=data())
-    ckpt = tmp_path / "a.ckpt"
-    first.save_checkpoint(ckpt)
-    second = tiny_trainer(tmp_path, max_steps=4)
-    with pytest.raises(ValueError, match="trained with max_steps=2"):
-        second.fit(model(Penalty(reference_steps=100)), datamodule=data(), ckpt_path=ckpt)
-    third = tiny_trainer(tmp_path, max_steps=4)
-    with pytest.raises(ValueError, match="trained with reference_steps=100"):
-        third.fit(model(Penalty()), datamodule=data(), ckpt_path=ckpt)
+    ckpt = two_step_checkpoint(tmp_path, Penalty(reference_steps=100))
+    refuse_resume(tmp_path, ckpt, Penalty(reference_steps=100), "trained with max_steps=2")
+    refuse_resume(tmp_path, ckpt, Penalty(), "trained with reference_steps=100")
 
 
 def test_reference_steps_needs_max_steps(tmp_path) -> None:
