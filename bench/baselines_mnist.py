@@ -27,7 +27,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from genae_lightning import methods
 from genae_lightning.backbones import ConvBackbone
-from genae_lightning.callbacks import FitLatentPrior, PenaltySchedule
+from genae_lightning.callbacks import FitLatentPrior
 from genae_lightning.data import MNIST
 
 # key -> (row label, class name, hyperparameters): configs/<key>_mnist.yaml's unless noted
@@ -91,8 +91,6 @@ def train(key: str, args: argparse.Namespace) -> dict[str, Any]:
         ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0),
         FitLatentPrior(n_components=10, max_samples=args.prior_samples),
     ]
-    if hasattr(model, "mu"):
-        callbacks.append(PenaltySchedule(nu=1.0))
     trainer = L.Trainer(
         accelerator="cpu", devices=1, max_steps=args.steps, val_check_interval=args.steps,
         check_val_every_n_epoch=None, limit_val_batches=20, num_sanity_val_steps=0,

@@ -1,8 +1,8 @@
 """Short MNIST runs of VAEs with and without the decoupled prior (dpVAE paper, Table 1 and Fig. 4).
 
 Trains, for the same short fixed budget and the same hyperparameters, each chosen method with
-``prior="standard"`` and ``prior="decoupled"`` on real MNIST (2-D latent, as the authors' MNIST
-configs), then reports for each:
+``prior=StandardNormal()`` and ``prior=DecoupledPrior()`` on real MNIST (2-D latent, as the
+authors' MNIST configs), then reports for each:
 
 - FID of 5k prior samples and LP-FID of the 5k lowest-q(z) of 50k prior samples, in the features
   of a small MNIST classifier ("classifier FID", not comparable with the paper's Inception FID);
@@ -41,10 +41,11 @@ from genae_lightning.metrics.diagnostics import (
     plot_leakage,
     submanifold_metrics,
 )
+from genae_lightning.priors import DecoupledPrior, StandardNormal
 
 # key -> (row labels with the standard / decoupled prior, class, shared hyperparameters)
 METHODS: dict[str, tuple[tuple[str, str], str, dict[str, Any]]] = {
-    "vae": (("VAE", "dpVAE"), "DPVAE", {}),
+    "vae": (("VAE", "dpVAE"), "VAE", {}),
     "beta_vae_h": (("beta-VAE-H", "beta-dpVAE-H"), "BetaVAEH", {"beta": 4.0}),
     "betatc_vae": (("beta-TCVAE", "beta-TC-dpVAE"), "BetaTCVAE",
                    {"beta": 6.0, "dataset_size": 54_000}),
@@ -95,7 +96,8 @@ def train(key: str, prior: str, args: argparse.Namespace) -> tuple[L.LightningMo
         return load_method(ckpt).eval(), {**info, "label": name}
     L.seed_everything(args.seed, verbose=False)
     model = getattr(methods, class_name)(
-        image_shape=MNIST.IMAGE_SHAPE, latent_dim=args.latent_dim, prior=prior, sigma=args.sigma,
+        image_shape=MNIST.IMAGE_SHAPE, latent_dim=args.latent_dim, sigma=args.sigma,
+        prior=DecoupledPrior() if prior == "decoupled" else StandardNormal(),
         backbone=MLPBackbone(hidden=[int(h) for h in args.hidden.split(",")]),
         optimizer=lambda p: torch.optim.Adam(p, lr=args.lr), **kwargs,
     )

@@ -3,8 +3,8 @@
 Trains InjFlow at an equal number of steps per seed, all runs of a seed from the same initial
 weights and data order: bound log (eq. 9) and linear (eq. 10, lambda = 1), each with
 
-- ``penalty``: the paper's ``PenaltySchedule`` (mu = mu_in = 1 + i / 1000);
-- ``AL``: ``constraint="augmented_lagrangian"`` with its defaults (kappa = 0, dual step sizes
+- ``penalty``: the paper's ``Penalty`` constraint (mu = mu_in = 1 + i / 1000);
+- ``AL``: ``constraint=AugmentedLagrangian()`` with its defaults (kappa = 0, dual step sizes
   1e-3 / 1, moving-average decay 0.99, mu = mu_in = 1 fixed);
 - ``matched`` (with ``--matched``): a control, the penalty method whose mu = mu_in grows linearly
   to 1 + the final lambda of the AL run of the same bound and seed.
@@ -25,6 +25,7 @@ The feature classifier of classifier FID is trained first when ``--feature`` doe
 """
 import argparse
 import json
+import math
 import os
 import platform
 import shutil
@@ -37,15 +38,15 @@ import lightning as L
 import torch
 
 from genae_lightning.backbones import Backbone, ConvBackbone, MLPBackbone
-from genae_lightning.callbacks import InjFlowDiagnostics, PenaltySchedule
+from genae_lightning.callbacks import InjFlowDiagnostics
 from genae_lightning.data import MNIST, Digits, ImageDataModule
 from genae_lightning.features import train_classifier
-from genae_lightning.methods import InjFlow
+from genae_lightning.methods import AugmentedLagrangian, InjFlow, Penalty
 from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative, recalibrate_batchnorm
 from genae_lightning.metrics.batchnorm import recalibration_loader
 
 BOUNDS = ("log", "linear")
-# penalty: the paper's PenaltySchedule (mu = 1 + i / 1000); AL: constraint="augmented_lagrangian";
+# penalty: the paper's Penalty (mu = 1 + i / 1000); AL: constraint=AugmentedLagrangian();
 # matched: a penalty schedule growing linearly to 1 + the AL run's final lambda (same bound, seed).
 SCHEDULES = ("penalty", "AL", "matched")
 PAPER_SCALE = 1000.0
@@ -85,7 +86,9 @@ def train_one(
 ) -> dict[str, Any]:
     """Train one run, return its diagnostics history and final evaluation."""
     name = f"{bound}_{schedule}_seed{seed}"
-    constraint = "augmented_lagrangian" if schedule == "AL" else "penalty"
+    # no scale: mu stays 1 (1 + i / inf)
+    constraint = (AugmentedLagrangian() if schedule == "AL"
+                  else Penalty(nu=1.0, scale=scale if scale is not None else math.inf))
     L.seed_everything(seed, verbose=False)
     model = InjFlow(image_shape=datamodule(args).image_shape, latent_dim=args.latent_dim,
                     bound=bound, constraint=constraint, prior_weight=0.01, eta=0.1, lam=1.0,
@@ -94,8 +97,6 @@ def train_one(
                                      num_examples=args.diag_examples, probes=args.probes,
                                      save_dir=str(out / name))
     callbacks: list[L.Callback] = [diagnostics]
-    if scale is not None:
-        callbacks.append(PenaltySchedule(nu=1.0, scale=scale))
     trainer = L.Trainer(accelerator="cpu", devices=1, max_steps=args.steps, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0,
@@ -118,11 +119,12 @@ def train_one(
     result = {
         "name": name, "bound": bound, "schedule": schedule, "scale": scale, "seed": seed,
         "train_seconds": train_seconds, "history": diagnostics.history,
-        "eval": evaluation.metrics, "mu": float(model.mu), "mu_in": float(model.mu_in),
+        "eval": evaluation.metrics, "mu": float(model.constraint.mu),
+        "mu_in": float(model.constraint.mu_in),
     }
-    if constraint == "augmented_lagrangian":
-        result["lambda"] = float(model.rec_multiplier.multiplier)
-        result["lambda_in"] = float(model.inj_multiplier.multiplier)
+    if isinstance(constraint, AugmentedLagrangian):
+        result["lambda"] = float(constraint.rec_multiplier.multiplier)
+        result["lambda_in"] = float(constraint.inj_multiplier.multiplier)
     print(f"{name}: {train_seconds:.0f}s train, final diag "
           f"{ {k: round(v, 3) for k, v in diagnostics.history[-1].items() if k != 'spectrum'} }, "
           f"eval {evaluation.metrics}", flush=True)

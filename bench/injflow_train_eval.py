@@ -19,10 +19,9 @@ import lightning as L
 import torch
 
 from genae_lightning.backbones import ConvBackbone
-from genae_lightning.callbacks import PenaltySchedule
 from genae_lightning.data import MNIST
 from genae_lightning.functional import sum_squared_error
-from genae_lightning.methods import AE, GenerativeAutoencoder, InjFlow
+from genae_lightning.methods import AE, AugmentedLagrangian, GenerativeAutoencoder, InjFlow, Penalty
 from genae_lightning.metrics import recalibrate_batchnorm
 
 
@@ -52,7 +51,8 @@ class Probe(L.Callback):
         if step % self.every == 0:
             metrics = trainer.callback_metrics
             rec = float(metrics["train/rec"] if "train/rec" in metrics else metrics["train/loss"])
-            mu = float(getattr(pl_module, "mu", float("nan")))
+            constraint = getattr(pl_module, "constraint", None)
+            mu = float(constraint.mu) if constraint is not None else float("nan")
             print(f"| {step} | {trainer.current_epoch} | {rec:.2f} | "
                   f"{fixed_batch_error(pl_module, self.x, True):.2f} | "
                   f"{fixed_batch_error(pl_module, self.x, False):.2f} | "
@@ -77,14 +77,13 @@ def main() -> None:
     model: GenerativeAutoencoder = (
         AE(image_shape=(1, 28, 28), latent_dim=32, backbone=backbone) if args.method == "ae"
         else InjFlow(image_shape=(1, 28, 28), latent_dim=32, bound=args.bound,
-                     constraint=args.constraint, prior_weight=0.01, eta=0.1, lam=1.0,
+                     constraint=AugmentedLagrangian() if args.constraint == "augmented_lagrangian"
+                     else Penalty(nu=1.0, scale=1000.0), prior_weight=0.01, eta=0.1, lam=1.0,
                      jvp="forward", backbone=backbone))
     dm = MNIST(root=args.data_root, batch_size=64, seed=0)
     dm.setup("fit")
     x = torch.stack([dm.val_dataset[i][0] for i in range(256)])
     callbacks: list[L.Callback] = [Probe(x, args.every)]
-    if args.method == "injflow" and args.constraint == "penalty":
-        callbacks.append(PenaltySchedule(nu=1.0, scale=1000.0))
     trainer = L.Trainer(accelerator="cpu", max_steps=args.steps, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,

@@ -56,9 +56,9 @@ from injflow_train_eval import fixed_batch_error  # noqa: E402
 
 from genae_lightning import methods  # noqa: E402
 from genae_lightning.backbones import Backbone, ConvBackbone, MLPBackbone  # noqa: E402
-from genae_lightning.callbacks import PenaltySchedule  # noqa: E402
 from genae_lightning.data import MNIST, Digits, FashionMNIST, ImageDataModule  # noqa: E402
 from genae_lightning.features import train_classifier  # noqa: E402
+from genae_lightning.methods import AugmentedLagrangian, Constraint, Penalty  # noqa: E402
 from genae_lightning.metrics import (  # noqa: E402
     FID,
     MetricsConfig,
@@ -88,8 +88,8 @@ PAPER = {
 }
 PRIOR_WEIGHTS = (0.0, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 NUS = (1.0, 1.3)
-SCHEDULES = ("literal", "compressed", "al")  # PenaltySchedule as in the paper / reference_steps /
-# constraint="augmented_lagrangian" (mu fixed, so nu does not apply)
+SCHEDULES = ("literal", "compressed", "al")  # Penalty as in the paper / reference_steps /
+# AugmentedLagrangian() (mu fixed, so nu does not apply)
 
 
 def point_name(method: str, params: dict[str, Any]) -> str:
@@ -161,6 +161,14 @@ def backbone(args: argparse.Namespace) -> Backbone:
     return ConvBackbone(preset="mnist", width=args.width)
 
 
+def constraint(params: dict[str, Any], reference_steps: int) -> Constraint:
+    """InjFlow's constraint of a grid point: the (literal or compressed) penalty, or AL."""
+    if params["schedule"] == "al":
+        return AugmentedLagrangian()
+    reference = reference_steps if params["schedule"] == "compressed" else None
+    return Penalty(nu=params["nu"], reference_steps=reference)
+
+
 def build(args: argparse.Namespace, point: str, image_shape: tuple[int, int, int]
           ) -> tuple[nn.Module, list[L.Callback]]:
     """The model and callbacks of a grid point."""
@@ -169,13 +177,9 @@ def build(args: argparse.Namespace, point: str, image_shape: tuple[int, int, int
     cls = getattr(methods, METHODS[method][1])
     callbacks: list[L.Callback] = []
     if method in INJFLOW:
-        al = params["schedule"] == "al"
         model = cls(**common, bound="log" if method == "injflow_ln" else "linear",
                     prior_weight=params["w"], jac_fraction=args.jac_fraction, jvp=args.jvp,
-                    constraint="augmented_lagrangian" if al else "penalty")
-        if not al:
-            reference = args.reference_steps if params["schedule"] == "compressed" else None
-            callbacks.append(PenaltySchedule(nu=params["nu"], reference_steps=reference))
+                    constraint=constraint(params, args.reference_steps))
     elif method == "ae_l2":
         model = cls(**common, l2_weight=params["l2"])
     elif method == "cae":

@@ -46,6 +46,7 @@ from genae_lightning.backbones import ConvBackbone
 from genae_lightning.data import SyntheticImages
 from genae_lightning.data.base import ImageTensors
 from genae_lightning.methods import GenerativeAutoencoder
+from genae_lightning.priors import DecoupledPrior
 
 DATASETS = {"mnist": ((1, 28, 28), 32), "cifar": ((3, 32, 32), 128)}  # shape, latent (paper)
 Factory = Callable[[tuple[int, int, int], int, ConvBackbone], GenerativeAutoencoder]
@@ -60,8 +61,8 @@ METHODS: dict[str, Factory] = {
     "LPGA": lambda s, d, b: methods.LPGA(image_shape=s, latent_dim=d, backbone=b),
     "SWAE": lambda s, d, b: methods.SWAE(image_shape=s, latent_dim=d, backbone=b),
 }
-if hasattr(methods, "DPVAE"):
-    METHODS["dpVAE"] = lambda s, d, b: methods.DPVAE(image_shape=s, latent_dim=d, backbone=b)
+METHODS["dpVAE"] = lambda s, d, b: methods.VAE(image_shape=s, latent_dim=d, backbone=b,
+                                                prior=DecoupledPrior())
 PYTHAE_VENV = Path.home() / ".cache" / "genae-lightning" / "pythae-venv"
 PYTHAE_VERSION = "0.1.2"
 

@@ -1,3 +1,3 @@
 """genae-lightning: generative autoencoders in PyTorch Lightning."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -231,3 +231,15 @@ def test_read_checkpoint_refuses_a_non_dictionary(tmp_path) -> None:
     torch.save([torch.zeros(2)], path)
     with pytest.raises(ValueError, match="is not a checkpoint: it holds a list"):
         read_checkpoint(path)
+
+
+def test_a_0_1_checkpoint_is_refused_naming_its_version_and_the_fix(tmp_path) -> None:
+    """0.2.0 changed the hyperparameters' shape (prior/constraint objects, VAE = DPVAE)."""
+    from genae_lightning import __version__
+    from genae_lightning.checkpoint import method_class
+
+    assert __version__.startswith("0.2.")
+    checkpoint = {"genae": {"method": "genae_lightning.methods.dpvae.DPVAE", "version": "0.1.0"}}
+    with pytest.raises(ValueError, match=r"written by genae-lightning 0\.1\.0, which is not "
+                                         r"compatible .* install genae-lightning==0\.1\.0"):
+        method_class(checkpoint, "old.ckpt")

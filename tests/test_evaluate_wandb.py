@@ -79,16 +79,16 @@ def test_a_configured_key_logs_online(tmp_path, no_wandb_login, monkeypatch) -> 
 
 
 @pytest.mark.parametrize("nu, weight", [("1.3", "0.0001"), ("1.0", "1.0")])
-def test_sweep_flags_reach_the_penalty_schedule_and_the_model(nu, weight, capsys) -> None:
+def test_sweep_flags_reach_the_penalty_and_the_model(nu, weight, capsys) -> None:
     sweep = yaml.safe_load((REPO / "configs" / "sweeps" / "injflow_mnist_sweep.yaml").read_text())
-    assert set(sweep["parameters"]) == {"trainer.callbacks.init_args.nu",
+    assert set(sweep["parameters"]) == {"model.init_args.constraint.init_args.nu",
                                         "model.init_args.prior_weight"}
     config = str(REPO / "configs" / "injflow_mnist.yaml")
     with pytest.raises(SystemExit):
-        main(["fit", "--config", config, f"--trainer.callbacks.init_args.nu={nu}",
+        main(["fit", "--config", config, f"--model.init_args.constraint.init_args.nu={nu}",
               f"--model.init_args.prior_weight={weight}", "--print_config"])
     printed = yaml.safe_load(capsys.readouterr().out)
-    penalty = printed["trainer"]["callbacks"][-1]
-    assert penalty["class_path"].endswith("PenaltySchedule")
+    penalty = printed["model"]["init_args"]["constraint"]
+    assert penalty["class_path"].endswith("Penalty")
     assert penalty["init_args"]["nu"] == float(nu)
     assert printed["model"]["init_args"]["prior_weight"] == float(weight)

@@ -10,7 +10,8 @@ import genae_lightning.methods as methods
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.checkpoint import load_method
 from genae_lightning.data import SyntheticImages
-from genae_lightning.methods import GenerativeAutoencoder
+from genae_lightning.methods import AugmentedLagrangian, GenerativeAutoencoder
+from genae_lightning.priors import DecoupledPrior
 from tests.conftest import tiny_trainer
 
 SHAPE = (1, 8, 8)
@@ -21,9 +22,14 @@ METHODS = sorted(
 )
 
 
-# every method with its defaults, plus the other J v modes of the methods that estimate J v
-# (RAE's default regulariser is "l2", so RAE-GP is added with every mode)
-CONFIGS = [(cls, {}) for cls in METHODS] + [
+# The other choices of the methods that take objects (a fresh object per build: see `build`).
+CHOICES = [
+    (methods.VAE, {"prior": lambda: DecoupledPrior(flow_layers=2, flow_hidden=8)}),  # dpVAE
+    (methods.InjFlow, {"constraint": AugmentedLagrangian}),
+]
+# every method with its defaults and its other choices, plus the other J v modes of the methods
+# that estimate J v (RAE's default regulariser is "l2", so RAE-GP is added with every mode)
+CONFIGS = [(cls, {}) for cls in METHODS] + CHOICES + [
     (cls, dict(extra, jvp=mode))
     for cls, extra in ((methods.InjFlow, {}), (methods.CAE, {}),
                        (methods.RAE, {"regularizer": "gp"}))
@@ -34,11 +40,16 @@ CONFIGS = [(cls, {}) for cls in METHODS] + [
 
 def config_id(config: tuple[type, dict]) -> str:
     cls, kwargs = config
-    return "-".join([cls.__name__, *(str(v) for v in kwargs.values())])
+    return "-".join([cls.__name__, *(v if isinstance(v, str) else
+                                     getattr(v, "__name__", k).replace("<lambda>", k)
+                                     for k, v in kwargs.items())])
 
 
 def build(cls: type[GenerativeAutoencoder], **kwargs) -> GenerativeAutoencoder:
+    """A tiny ``cls``; ``prior``/``constraint`` given as factories are called (fresh modules)."""
     torch.manual_seed(0)
+    kwargs = {k: v() if k in ("prior", "constraint") and not isinstance(v, torch.nn.Module) else v
+              for k, v in kwargs.items()}
     return cls(image_shape=SHAPE, latent_dim=4, backbone=MLPBackbone(hidden=[32]), **kwargs)
 
 

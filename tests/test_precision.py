@@ -6,7 +6,7 @@ import torch
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import GenerativeAutoencoder, LossOutput
 from tests.conftest import tiny_trainer
-from tests.test_methods_contract import METHODS, SHAPE, build
+from tests.test_methods_contract import CHOICES, METHODS, SHAPE, build, config_id
 
 # bfloat16 keeps 8 significant bits (unit roundoff 2^-8 = 0.4%) and float16 11 bits; autocast
 # rounds every linear/conv output to them, so a float32 loss built from those outputs is off by
@@ -45,12 +45,14 @@ def test_loss_under_autocast_is_finite_and_close_to_float32(cls, dtype) -> None:
         assert abs(float(low) - float(value)) <= RTOL * scale, name
 
 
-FIT_METHODS = [c for c in METHODS if c.__name__ in {"InjFlow", "LPGA", "WAEGAN", "DPVAE", "VAE"}]
+FIT_CONFIGS = [(c, {}) for c in METHODS if c.__name__ in {"InjFlow", "LPGA", "WAEGAN", "VAE"}]
+FIT_CONFIGS += [CHOICES[0]]  # the VAE with the decoupled prior (dpVAE)
 
 
-@pytest.mark.parametrize("cls", FIT_METHODS, ids=lambda c: c.__name__)
-def test_bf16_mixed_trainer_fits_two_steps(cls, tmp_path) -> None:
-    model = build(cls)
+@pytest.mark.parametrize("config", FIT_CONFIGS, ids=config_id)
+def test_bf16_mixed_trainer_fits_two_steps(config, tmp_path) -> None:
+    cls, kwargs = config
+    model = build(cls, **kwargs)
     data = SyntheticImages(image_shape=SHAPE, num_samples=32, batch_size=8)
     trainer = tiny_trainer(tmp_path, precision="bf16-mixed")
     trainer.fit(model, datamodule=data)

@@ -5,12 +5,12 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from genae_lightning.callbacks import PenaltySchedule
 from genae_lightning.checkpoint import load_method
 from genae_lightning.checkpoint_io import SafeCheckpointIO
 from genae_lightning.data import SyntheticImages
+from genae_lightning.methods import InjFlow, Penalty
 from tests.conftest import tiny_trainer
-from tests.test_methods_contract import METHODS, build
+from tests.test_methods_contract import CHOICES, METHODS, build, config_id
 
 STOP, TOTAL = 3, 7  # 4 batches per epoch: the stop is mid-epoch and the run crosses epochs
 
@@ -23,15 +23,19 @@ class RecordLoss(L.Callback):
         self.losses[trainer.global_step] = float(trainer.callback_metrics["train/loss"])
 
 
-def run(cls, tmp_path, max_steps: int, ckpt_path=None) -> tuple[dict[int, float], object]:
+# every method, InjFlow with a growing penalty (nu = 1.3), and the other prior/constraint choices
+CONFIGS = [(cls, {"constraint": lambda: Penalty(nu=1.3)} if cls is InjFlow else {})
+           for cls in METHODS] + CHOICES
+
+
+def run(config, tmp_path, max_steps: int, ckpt_path=None) -> tuple[dict[int, float], object]:
     L.seed_everything(0)
-    model = build(cls)
+    cls, kwargs = config
+    model = build(cls, **kwargs)
     data = SyntheticImages(image_shape=(1, 8, 8), num_samples=40, batch_size=8)
     record = RecordLoss()
     callbacks = [record, ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=STOP,
                                          save_top_k=-1, filename="{step}")]
-    if hasattr(model, "mu"):
-        callbacks.append(PenaltySchedule(nu=1.3))
     trainer = tiny_trainer(tmp_path, max_steps=max_steps, enable_checkpointing=True,
                            deterministic=True, callbacks=callbacks, limit_val_batches=1,
                            plugins=[SafeCheckpointIO()])  # atomic, weights-only
@@ -39,12 +43,13 @@ def run(cls, tmp_path, max_steps: int, ckpt_path=None) -> tuple[dict[int, float]
     return record.losses, model
 
 
-@pytest.mark.parametrize("cls", METHODS, ids=lambda c: c.__name__)
-def test_resumed_run_matches_uninterrupted_run(cls, tmp_path) -> None:
-    full, full_model = run(cls, tmp_path / "full", TOTAL)
+@pytest.mark.parametrize("config", CONFIGS, ids=config_id)
+def test_resumed_run_matches_uninterrupted_run(config, tmp_path) -> None:
+    cls = config[0]
+    full, full_model = run(config, tmp_path / "full", TOTAL)
     ckpt = tmp_path / "full" / "ckpt" / f"step={STOP}.ckpt"
     assert ckpt.is_file()
-    resumed, resumed_model = run(cls, tmp_path / "resumed", TOTAL, ckpt_path=ckpt)
+    resumed, resumed_model = run(config, tmp_path / "resumed", TOTAL, ckpt_path=ckpt)
     assert type(load_method(ckpt)) is cls  # rebuilt from a weights-only read
     assert sorted(resumed) == list(range(STOP + 1, TOTAL + 1))
     for step in resumed:

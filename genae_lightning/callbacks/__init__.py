@@ -1,11 +1,10 @@
-"""Callbacks: penalty schedules, post-hoc prior fitting, image grids."""
+"""Callbacks: post-hoc prior fitting, metrics, image grids, reliability."""
 
 from genae_lightning.callbacks.compile import CompileModules
 from genae_lightning.callbacks.fit_prior import FitLatentPrior, encode_dataset
 from genae_lightning.callbacks.images import ImageLogger
 from genae_lightning.callbacks.injflow_diagnostics import InjFlowDiagnostics
 from genae_lightning.callbacks.metrics import GenerativeMetrics
-from genae_lightning.callbacks.penalty import PenaltySchedule
 from genae_lightning.callbacks.reliability import GracefulInterrupt, NonFiniteGuard, was_interrupted
 
 __all__ = [
@@ -16,7 +15,6 @@ __all__ = [
     "ImageLogger",
     "InjFlowDiagnostics",
     "NonFiniteGuard",
-    "PenaltySchedule",
     "encode_dataset",
     "was_interrupted",
 ]

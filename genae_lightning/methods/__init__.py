@@ -3,7 +3,7 @@
 from genae_lightning.methods.ae import AE
 from genae_lightning.methods.ae_variants import AEL2, AESN, CAE
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
-from genae_lightning.methods.dpvae import DPVAE
+from genae_lightning.methods.constraints import AugmentedLagrangian, Constraint, Penalty
 from genae_lightning.methods.injflow import InjFlow
 from genae_lightning.methods.pga import LPGA, VPGA
 from genae_lightning.methods.rae import RAE
@@ -21,13 +21,15 @@ from genae_lightning.methods.wae import WAEGAN, WAEMMD
 
 __all__ = [
     "AE",
+    "AugmentedLagrangian",
+    "Constraint",
+    "Penalty",
     "AEL2",
     "AESN",
     "CAE",
     "BetaTCVAE",
     "BetaVAEB",
     "BetaVAEH",
-    "DPVAE",
     "FactorVAE",
     "InfoVAE",
     "RAE",

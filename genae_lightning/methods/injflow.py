@@ -19,12 +19,11 @@ from genae_lightning.functional import (
 from genae_lightning.functional.jacobian import JacobianEstimate, JvpMode, jvp_needs_grad
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.methods.batch_statistics import BatchStatistics
-from genae_lightning.methods.constraints import DualAscentMultiplier
+from genae_lightning.methods.constraints import Constraint, Penalty
+from genae_lightning.methods.injected import InjectedChoices
 
-Constraint = Literal["penalty", "augmented_lagrangian"]
 
-
-class InjFlow(GenerativeAutoencoder):
+class InjFlow(InjectedChoices, GenerativeAutoencoder):
     """Injective flow trained by the penalty method, objectives (9) and (10) of the paper.
 
     Per example, with z = h(x) and v ~ N(0, I_d)::
@@ -33,15 +32,12 @@ class InjFlow(GenerativeAutoencoder):
 
     where J(s) = (d/2) ln max(s, eta^2 ||v||^2) for ``bound="log"`` (InjFlow-ln, eq. 9) and
     J(s) = max(s, eta^2 ||v||^2) / (2 lambda) for ``bound="linear"`` (InjFlow, eq. 10). The
-    penalties mu and mu_in start at 1 and are grown every step by the ``PenaltySchedule`` callback.
-
-    With ``constraint="augmented_lagrangian"`` the batch means of the two penalised quantities
-    also get Lagrange multipliers, for E||x - g(z)||^2 <= kappa and E[inj] <= 0 (inj being the
-    eta-hinge above); the loss adds lambda (E||x - g(z)||^2 - kappa) + lambda_in E[inj], and after
-    each training step lambda and lambda_in take a projected dual-ascent step on a moving average
-    of their constraint (:class:`~genae_lightning.methods.constraints.DualAscentMultiplier`,
-    buffers, so checkpoints hold them). The quadratic penalties stay, with mu = mu_in = 1 fixed:
-    the multipliers take over the job of the growing penalty, so ``PenaltySchedule`` is refused.
+    penalties mu and mu_in belong to the ``constraint`` object
+    (:mod:`~genae_lightning.methods.constraints`): ``Penalty(nu, reference_steps)`` (the
+    paper, the default) grows them as 1 + i^nu / 1000 before every optimizer step i;
+    ``AugmentedLagrangian(kappa, ...)`` keeps them at 1 and adds Lagrange multipliers for
+    E||x - g(z)||^2 <= kappa and E[inj] <= 0 (inj being the eta-hinge above), updated by dual
+    ascent after every training step. Their state is in the state dict (``constraint.*``).
 
     Args:
         image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
@@ -54,12 +50,8 @@ class InjFlow(GenerativeAutoencoder):
         jvp: How J_g(z) v is computed: ``"forward"`` (forward-mode AD, one decoder pass),
             ``"finite_difference"`` (eq. 8), or ``"reverse"`` (||J^T u||^2, footnote 2).
         fd_eps: Step of the finite-difference estimator (the paper: 0.01).
-        constraint: ``"penalty"`` (the paper) or ``"augmented_lagrangian"`` (multipliers too).
-        kappa: Tolerance of the reconstruction constraint E||x - g(h(x))||^2 <= kappa, in the
-            units of ``train/rec`` (sum over pixels); augmented Lagrangian only.
-        dual_lr: Dual step size of lambda, per unit of E||x - g(h(x))||^2 - kappa per step.
-        dual_lr_in: Dual step size of lambda_in, per unit of the injectivity hinge per step.
-        ema_decay: Decay of the moving averages that drive the dual steps.
+        constraint: ``Penalty(...)`` (the paper's growing penalty; ``Penalty()`` when None) or
+            ``AugmentedLagrangian(...)`` (fixed penalty plus multipliers).
         jac_fraction: Fraction of the batch on which the Jacobian and injectivity terms are
             estimated: ceil(jac_fraction * B) rows drawn uniformly without replacement from the
             step's random stream; their mean is unbiased for the batch mean. The reconstruction
@@ -77,6 +69,8 @@ class InjFlow(GenerativeAutoencoder):
         AISTATS 2020.
     """
 
+    injected_choices = {"constraint": Constraint}
+
     def __init__(
         self,
         image_shape: ImageShape = (1, 28, 28),
@@ -87,11 +81,7 @@ class InjFlow(GenerativeAutoencoder):
         lam: float = 1.0,
         jvp: JvpMode = "forward",
         fd_eps: float = 0.01,
-        constraint: Constraint = "penalty",
-        kappa: float = 0.0,
-        dual_lr: float = 1e-3,
-        dual_lr_in: float = 1.0,
-        ema_decay: float = 0.99,
+        constraint: Constraint | None = None,
         jac_fraction: float = 1.0,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
@@ -102,16 +92,16 @@ class InjFlow(GenerativeAutoencoder):
             raise ValueError(
                 f"jvp must be 'forward', 'finite_difference' or 'reverse', got {jvp!r}"
             )
-        if constraint not in ("penalty", "augmented_lagrangian"):
-            raise ValueError(
-                f"constraint must be 'penalty' or 'augmented_lagrangian', got {constraint!r}"
+        if constraint is not None and not isinstance(constraint, Constraint):
+            raise TypeError(
+                f"constraint must be a genae_lightning.methods.constraints.Constraint object "
+                f"(Penalty(nu=...) or AugmentedLagrangian(...)), got {constraint!r}"
             )
         for name, value in (("eta", eta), ("lam", lam), ("fd_eps", fd_eps)):
             if value <= 0:
                 raise ValueError(f"{name} must be > 0, got {value}")
-        for name, value in (("prior_weight", prior_weight), ("kappa", kappa)):
-            if value < 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
+        if prior_weight < 0:
+            raise ValueError(f"prior_weight must be >= 0, got {prior_weight}")
         if isinstance(jac_fraction, bool) or not 0 < jac_fraction <= 1:
             raise ValueError(
                 f"jac_fraction must be in (0, 1] (the fraction of the batch the Jacobian term is "
@@ -121,12 +111,7 @@ class InjFlow(GenerativeAutoencoder):
         self.jac_fraction = float(jac_fraction)
         self.bound, self.prior_weight, self.eta, self.lam = bound, prior_weight, eta, lam
         self.jvp, self.fd_eps = jvp, fd_eps
-        self.register_buffer("mu", torch.tensor(1.0))
-        self.register_buffer("mu_in", torch.tensor(1.0))
-        self.constraint = constraint
-        if constraint == "augmented_lagrangian":
-            self.rec_multiplier = DualAscentMultiplier(kappa, dual_lr, ema_decay)
-            self.inj_multiplier = DualAscentMultiplier(0.0, dual_lr_in, ema_decay)
+        self.constraint = constraint if constraint is not None else Penalty()
         self.save_hyperparameters()
 
     @property
@@ -149,10 +134,8 @@ class InjFlow(GenerativeAutoencoder):
         else:
             jac = linear_frobenius_term(est.sq_norm, est.v_sq_norm, self.eta, self.lam)
         inj = injectivity_penalty(est.sq_norm, est.v_sq_norm, self.eta).mean()
-        total = prior + self.mu * rec + jac.mean() + self.mu_in * inj
-        if self.constraint == "augmented_lagrangian":
-            total = total + self.rec_multiplier.term(rec) + self.inj_multiplier.term(inj)
-            self._constraint_values = (rec.detach(), inj.detach())
+        c = self.constraint
+        total = c.augment(prior + c.mu * rec + jac.mean() + c.mu_in * inj, rec, inj)
         return LossOutput(total, {"rec": rec, "prior": prior, "jac": jac.mean(), "inj": inj})
 
     def jac_rows(self, batch_size: int) -> Tensor:
@@ -180,30 +163,37 @@ class InjFlow(GenerativeAutoencoder):
         return output, est
 
     def setup(self, stage: str) -> None:
-        """Refuse ``PenaltySchedule`` with the augmented Lagrangian (mu and mu_in stay at 1)."""
-        from genae_lightning.callbacks.penalty import PenaltySchedule  # callbacks import methods
+        """Give the constraint the run's ``max_steps`` (a mapped schedule needs it)."""
+        if stage == "fit":
+            self.constraint.setup(self.trainer.max_steps)
 
-        if self.constraint == "augmented_lagrangian" and any(
-            isinstance(c, PenaltySchedule) for c in self.trainer.callbacks
-        ):
-            raise ValueError(
-                "InjFlow(constraint='augmented_lagrangian') keeps the penalties mu = mu_in = 1 "
-                "fixed and lets its Lagrange multipliers enforce the constraints; remove the "
-                "PenaltySchedule callback, or use constraint='penalty'"
-            )
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The base's record, plus the constraint's settings (for the resume checks)."""
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["constraint"] = self.constraint.checkpoint_state()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """The base's checks, then hand the constraint its saved settings."""
+        super().on_load_checkpoint(checkpoint)
+        self.constraint.load_checkpoint_state(checkpoint.get("constraint") or {})
+
+    def on_train_start(self) -> None:
+        """Refuse a resume with other constraint settings than the checkpoint's."""
+        self.constraint.check_resume()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Set (and log) the constraint's coefficients for the coming optimizer step."""
+        for name, value in self.constraint.before_step(self.global_step).items():
+            self.log(f"penalty/{name}", value, on_step=True, on_epoch=False)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor | None:
-        """The loss's step, then (augmented Lagrangian) one dual-ascent step on the multipliers.
+        """The loss's step, then the constraint's update (augmented Lagrangian: dual ascent).
 
-        The batch values are averaged over processes first, so every rank's multipliers agree.
+        The constraint's batch values are averaged over processes, so every rank agrees.
         """
         total = super().training_step(batch, batch_idx)
-        if total is not None and self.constraint == "augmented_lagrangian":
-            rec, inj = (self.trainer.strategy.reduce(v, reduce_op="mean")
-                        for v in self._constraint_values)
-            self.rec_multiplier.update(rec)
-            self.inj_multiplier.update(inj)
-            self.log("penalty/lambda", self.rec_multiplier.multiplier, on_step=True, on_epoch=False)
-            self.log("penalty/lambda_in", self.inj_multiplier.multiplier, on_step=True,
-                     on_epoch=False)
+        if total is not None:
+            reduce = lambda v: self.trainer.strategy.reduce(v, reduce_op="mean")  # noqa: E731
+            for name, value in self.constraint.after_step(reduce).items():
+                self.log(f"penalty/{name}", value, on_step=True, on_epoch=False)
         return total

@@ -1,10 +1,11 @@
 """Regularised VAEs, each with a standard normal or a decoupled prior (dpVAE paper, sec. 4.3).
 
-Every class is a :class:`DPVAE` that replaces the KL term by its regulariser; the prior choice
-(``prior="standard"`` or ``"decoupled"``) changes only how p(z) is evaluated and sampled, so the
-same hyperparameters give e.g. beta-VAE-H and beta-dpVAE-H. Shared arguments (``image_shape``,
-``latent_dim``, ``prior``, ``flow_layers``, ``flow_hidden``, ``sigma``, ``backbone``,
-``optimizer``) mean what they mean in :class:`DPVAE`.
+Every class is a :class:`~genae_lightning.methods.vae.VAE` that replaces the KL term by its
+regulariser; the prior object (``prior=StandardNormal()``, the default, or
+``prior=DecoupledPrior(...)``) changes only how p(z) is evaluated and sampled, so the same
+hyperparameters give e.g. beta-VAE-H and beta-dpVAE-H. Shared arguments (``image_shape``,
+``latent_dim``, ``prior``, ``sigma``, ``backbone``, ``optimizer``) mean what they mean in
+:class:`~genae_lightning.methods.vae.VAE`.
 """
 
 from collections.abc import Sequence
@@ -21,9 +22,9 @@ from genae_lightning.functional.mmd import Kernel
 from genae_lightning.functional.tc import AggregateEstimator, kl_decomposition, permute_dims
 from genae_lightning.methods.adversarial import LatentAdversary
 from genae_lightning.methods.base import LossOutput
-from genae_lightning.methods.dpvae import DPVAE
+from genae_lightning.methods.vae import VAE
 from genae_lightning.methods.wae import latent_discriminator
-from genae_lightning.priors import PriorKind
+from genae_lightning.priors import Prior
 
 
 def _check_nonnegative(**values: float) -> None:
@@ -32,16 +33,15 @@ def _check_nonnegative(**values: float) -> None:
             raise ValueError(f"{name} must be >= 0, got {value}")
 
 
-class BetaVAEH(DPVAE):
+class BetaVAEH(VAE):
     """beta-VAE (Higgins et al.): R = beta * KL(q(z|x) || p(z)).
 
     Args:
         image_shape: (C, H, W) of the data.
         latent_dim: Latent dimension d.
         beta: Weight of the KL (>= 0; 1 is the VAE).
-        prior: ``"standard"`` (beta-VAE-H) or ``"decoupled"`` (beta-dpVAE-H).
-        flow_layers: Coupling layers of the decoupled prior.
-        flow_hidden: Hidden width of its coupling networks.
+        prior: ``StandardNormal()`` or None (beta-VAE-H), or ``DecoupledPrior(...)``
+            (beta-dpVAE-H).
         sigma: Decoder standard deviation.
         backbone: Encoder/decoder factory.
         optimizer: Optimizer factory (all parameters, the flow's included).
@@ -51,12 +51,11 @@ class BetaVAEH(DPVAE):
     """
 
     def __init__(self, image_shape: ImageShape = (1, 28, 28), latent_dim: int = 32,
-                 beta: float = 4.0, prior: PriorKind = "standard", flow_layers: int = 6,
-                 flow_hidden: int = 64, sigma: float = 1.0, backbone: Backbone | None = None,
+                 beta: float = 4.0, prior: Prior | None = None, sigma: float = 1.0,
+                 backbone: Backbone | None = None,
                  optimizer: OptimizerCallable = torch.optim.Adam) -> None:
         _check_nonnegative(beta=beta)
-        super().__init__(image_shape, latent_dim, prior, flow_layers, flow_hidden, sigma,
-                         backbone, optimizer)
+        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer)
         self.beta = beta
         self.save_hyperparameters()
 
@@ -66,7 +65,7 @@ class BetaVAEH(DPVAE):
         return LossOutput(self.beta * kl, {"kl": kl})
 
 
-class BetaVAEB(DPVAE):
+class BetaVAEB(VAE):
     """beta-VAE with a capacity (Burgess et al.): R = gamma * |KL - C|, C annealed linearly.
 
     C grows from ``capacity_start`` to ``capacity_max`` over ``capacity_steps`` training steps
@@ -80,9 +79,8 @@ class BetaVAEB(DPVAE):
         capacity_max: Final capacity C in nats (>= capacity_start).
         capacity_steps: Steps of the linear increase (>= 1).
         capacity_start: Capacity at step 0 (>= 0).
-        prior: ``"standard"`` (beta-VAE-B) or ``"decoupled"`` (beta-dpVAE-B).
-        flow_layers: Coupling layers of the decoupled prior.
-        flow_hidden: Hidden width of its coupling networks.
+        prior: ``StandardNormal()`` or None (beta-VAE-B), or ``DecoupledPrior(...)``
+            (beta-dpVAE-B).
         sigma: Decoder standard deviation.
         backbone: Encoder/decoder factory.
         optimizer: Optimizer factory (all parameters, the flow's included).
@@ -94,15 +92,14 @@ class BetaVAEB(DPVAE):
 
     def __init__(self, image_shape: ImageShape = (1, 28, 28), latent_dim: int = 32,
                  gamma: float = 1000.0, capacity_max: float = 25.0, capacity_steps: int = 100_000,
-                 capacity_start: float = 0.0, prior: PriorKind = "standard", flow_layers: int = 6,
-                 flow_hidden: int = 64, sigma: float = 1.0, backbone: Backbone | None = None,
+                 capacity_start: float = 0.0, prior: Prior | None = None, sigma: float = 1.0,
+                 backbone: Backbone | None = None,
                  optimizer: OptimizerCallable = torch.optim.Adam) -> None:
         _check_nonnegative(gamma=gamma, capacity_start=capacity_start)
         if capacity_max < capacity_start or capacity_steps < 1:
             raise ValueError(f"need capacity_max >= capacity_start and capacity_steps >= 1, got "
                              f"{capacity_max}, {capacity_start}, {capacity_steps}")
-        super().__init__(image_shape, latent_dim, prior, flow_layers, flow_hidden, sigma,
-                         backbone, optimizer)
+        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer)
         self.gamma, self.capacity_max, self.capacity_start = gamma, capacity_max, capacity_start
         self.capacity_steps = capacity_steps
         self.save_hyperparameters()
@@ -119,7 +116,7 @@ class BetaVAEB(DPVAE):
         return LossOutput(self.gamma * (kl - c).abs(), {"kl": kl, "capacity": kl.new_tensor(c)})
 
 
-class BetaTCVAE(DPVAE):
+class BetaTCVAE(VAE):
     """beta-TCVAE (Chen et al.): R = alpha * MI + beta * TC + gamma * (dimension-wise) KL.
 
     The terms are the minibatch estimates of :func:`~genae_lightning.functional.tc.kl_decomposition`
@@ -134,9 +131,8 @@ class BetaTCVAE(DPVAE):
         gamma: Weight of the dimension-wise KL (>= 0).
         dataset_size: Training-set size N of the minibatch estimators.
         estimator: ``"mws"`` (minibatch weighted) or ``"mss"`` (stratified) sampling.
-        prior: ``"standard"`` (beta-TCVAE) or ``"decoupled"`` (beta-TC-dpVAE).
-        flow_layers: Coupling layers of the decoupled prior.
-        flow_hidden: Hidden width of its coupling networks.
+        prior: ``StandardNormal()`` or None (beta-TCVAE), or ``DecoupledPrior(...)``
+            (beta-TC-dpVAE).
         sigma: Decoder standard deviation.
         backbone: Encoder/decoder factory.
         optimizer: Optimizer factory (all parameters, the flow's included).
@@ -149,15 +145,14 @@ class BetaTCVAE(DPVAE):
     def __init__(self, image_shape: ImageShape = (1, 28, 28), latent_dim: int = 32,
                  alpha: float = 1.0, beta: float = 6.0, gamma: float = 1.0,
                  dataset_size: int = 60_000, estimator: AggregateEstimator = "mws",
-                 prior: PriorKind = "standard", flow_layers: int = 6, flow_hidden: int = 64,
-                 sigma: float = 1.0, backbone: Backbone | None = None,
+                 prior: Prior | None = None, sigma: float = 1.0,
+                 backbone: Backbone | None = None,
                  optimizer: OptimizerCallable = torch.optim.Adam) -> None:
         _check_nonnegative(alpha=alpha, beta=beta, gamma=gamma)
         if dataset_size < 1 or estimator not in ("mws", "mss"):
             raise ValueError(f"need dataset_size >= 1 and estimator 'mws' or 'mss', got "
                              f"{dataset_size} and {estimator!r}")
-        super().__init__(image_shape, latent_dim, prior, flow_layers, flow_hidden, sigma,
-                         backbone, optimizer)
+        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer)
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.dataset_size, self.estimator = dataset_size, estimator
         self.save_hyperparameters()
@@ -171,7 +166,7 @@ class BetaTCVAE(DPVAE):
         return LossOutput(total, {"mi": mi, "tc": tc, "dim_kl": dim_kl, "kl": mi + tc + dim_kl})
 
 
-class FactorVAE(LatentAdversary, DPVAE):
+class FactorVAE(LatentAdversary, VAE):
     """FactorVAE (Kim & Mnih): R = KL + gamma * TC, TC estimated by a discriminator D.
 
     D (logit of "joint" vs "product of marginals") estimates TC(z) = E_q[log D(z) / (1 - D(z))].
@@ -186,9 +181,8 @@ class FactorVAE(LatentAdversary, DPVAE):
         latent_dim: Latent dimension d.
         gamma: Weight of the TC estimate (>= 0).
         discriminator_hidden: Hidden widths of D (Kim & Mnih: 5 x 1000).
-        prior: ``"standard"`` (FactorVAE) or ``"decoupled"`` (Factor-dpVAE).
-        flow_layers: Coupling layers of the decoupled prior.
-        flow_hidden: Hidden width of its coupling networks.
+        prior: ``StandardNormal()`` or None (FactorVAE), or ``DecoupledPrior(...)``
+            (Factor-dpVAE).
         sigma: Decoder standard deviation.
         backbone: Encoder/decoder factory.
         optimizer: Optimizer factory of the VAE (encoder, decoder, flow).
@@ -201,15 +195,14 @@ class FactorVAE(LatentAdversary, DPVAE):
 
     def __init__(self, image_shape: ImageShape = (1, 28, 28), latent_dim: int = 32,
                  gamma: float = 10.0, discriminator_hidden: Sequence[int] = (1000,) * 5,
-                 prior: PriorKind = "standard", flow_layers: int = 6, flow_hidden: int = 64,
-                 sigma: float = 1.0, backbone: Backbone | None = None,
+                 prior: Prior | None = None, sigma: float = 1.0,
+                 backbone: Backbone | None = None,
                  optimizer: OptimizerCallable = torch.optim.Adam,
                  discriminator_optimizer: OptimizerCallable = torch.optim.Adam) -> None:
         _check_nonnegative(gamma=gamma)
         if not discriminator_hidden or min(discriminator_hidden) < 1:
             raise ValueError(f"discriminator_hidden needs widths >= 1, got {discriminator_hidden}")
-        super().__init__(image_shape, latent_dim, prior, flow_layers, flow_hidden, sigma,
-                         backbone, optimizer)
+        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer)
         self.gamma = gamma
         self.discriminator = latent_discriminator(latent_dim, discriminator_hidden)
         self.discriminator_optimizer = discriminator_optimizer
@@ -242,7 +235,7 @@ class FactorVAE(LatentAdversary, DPVAE):
         return out, self.discriminator_objective(z)
 
 
-class InfoVAE(DPVAE):
+class InfoVAE(VAE):
     """InfoVAE (Zhao et al.): R = (1 - alpha) KL + (alpha + lam - 1) MMD(q(z), p(z)).
 
     The MMD compares the batch's posterior samples with as many prior samples; for the decoupled
@@ -255,9 +248,8 @@ class InfoVAE(DPVAE):
         lam: InfoVAE's lambda (> 0; alpha + lam >= 1).
         kernel: MMD kernel, ``"imq"`` or ``"rbf"``.
         kernel_scales: Kernel bandwidths summed over; None gives WAE's 2 d x {0.1, ..., 10}.
-        prior: ``"standard"`` (InfoVAE) or ``"decoupled"`` (Info-dpVAE).
-        flow_layers: Coupling layers of the decoupled prior.
-        flow_hidden: Hidden width of its coupling networks.
+        prior: ``StandardNormal()`` or None (InfoVAE), or ``DecoupledPrior(...)``
+            (Info-dpVAE).
         sigma: Decoder standard deviation.
         backbone: Encoder/decoder factory.
         optimizer: Optimizer factory (all parameters, the flow's included).
@@ -268,8 +260,8 @@ class InfoVAE(DPVAE):
 
     def __init__(self, image_shape: ImageShape = (1, 28, 28), latent_dim: int = 32,
                  alpha: float = 0.0, lam: float = 1000.0, kernel: Kernel = "imq",
-                 kernel_scales: Sequence[float] | None = None, prior: PriorKind = "standard",
-                 flow_layers: int = 6, flow_hidden: int = 64, sigma: float = 1.0,
+                 kernel_scales: Sequence[float] | None = None, prior: Prior | None = None,
+                 sigma: float = 1.0,
                  backbone: Backbone | None = None,
                  optimizer: OptimizerCallable = torch.optim.Adam) -> None:
         if alpha > 1 or lam <= 0 or alpha + lam < 1:
@@ -277,8 +269,7 @@ class InfoVAE(DPVAE):
                              f"alpha={alpha}, lam={lam}")
         if kernel not in ("imq", "rbf"):
             raise ValueError(f"kernel must be 'imq' or 'rbf', got {kernel!r}")
-        super().__init__(image_shape, latent_dim, prior, flow_layers, flow_hidden, sigma,
-                         backbone, optimizer)
+        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer)
         self.alpha, self.lam, self.kernel = alpha, lam, kernel
         self.kernel_scales = tuple(kernel_scales or wae_kernel_scales(latent_dim))
         self.save_hyperparameters()

@@ -51,7 +51,7 @@ class VampPrior(PseudoInputHooks, VAE):
     ) -> None:
         if num_pseudo_inputs < 1:
             raise ValueError(f"num_pseudo_inputs must be >= 1, got {num_pseudo_inputs}")
-        super().__init__(image_shape, latent_dim, sigma, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, sigma, backbone=backbone, optimizer=optimizer)
         self.pseudo_input_seed = pseudo_input_seed
         pseudo_inputs = PseudoInputs(num_pseudo_inputs, self.image_shape)
         self.prior: PseudoInputMixture = PseudoInputMixture(pseudo_inputs, self.encoder, latent_dim)

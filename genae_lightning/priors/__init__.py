@@ -1,7 +1,7 @@
 """Latent priors: one interface (``log_prob``, ``sample``) for trainable and post-hoc priors."""
 
 from genae_lightning.priors.base import Prior
-from genae_lightning.priors.decoupled import DecoupledPrior, PriorKind, make_prior
+from genae_lightning.priors.decoupled import DecoupledPrior
 from genae_lightning.priors.gaussian import FullCovGaussian, StandardNormal
 from genae_lightning.priors.gmm import GaussianMixture
 from genae_lightning.priors.posthoc import POSTHOC_PRIORS, fit_posthoc_prior, prior_from_state
@@ -12,12 +12,10 @@ __all__ = [
     "DecoupledPrior",
     "FullCovGaussian",
     "GaussianMixture",
-    "PriorKind",
     "Prior",
     "PseudoInputMixture",
     "PseudoInputs",
     "StandardNormal",
     "fit_posthoc_prior",
-    "make_prior",
     "prior_from_state",
 ]

@@ -13,8 +13,6 @@ coordinates, so d = 2 and odd d work. ``s`` is bounded by tanh and the last laye
 coupling network starts at zero, so an untrained prior is exactly N(0, I).
 """
 
-from typing import Literal
-
 import torch
 from nflows.transforms import AffineCouplingTransform, CompositeTransform
 from torch import Tensor, nn
@@ -22,8 +20,6 @@ from torch import Tensor, nn
 from genae_lightning.functional.precision import at_least_float32
 from genae_lightning.priors.base import Prior
 from genae_lightning.priors.gaussian import StandardNormal
-
-PriorKind = Literal["standard", "decoupled"]
 
 
 class _CouplingNet(nn.Module):
@@ -70,12 +66,13 @@ def half_masks(dim: int, layers: int) -> list[Tensor]:
 
 
 class DecoupledPrior(Prior):
-    """p(z) = N(g(z); 0, I) |det dg/dz| with g a RealNVP of ``layers`` affine couplings.
+    """p(z) = N(g(z); 0, I) |det dg/dz| with g a RealNVP of ``flow_layers`` affine couplings.
 
     Args:
-        dim: Latent dimension d (>= 2: a coupling layer needs coordinates on both sides).
-        layers: Number K of affine coupling layers (the paper's reference code: 6).
-        hidden: Width of the two hidden layers of every coupling network.
+        dim: Latent dimension d (>= 2: a coupling layer needs coordinates on both sides); None
+            when a method sets it to its ``latent_dim`` (``VAE(prior=DecoupledPrior())``).
+        flow_layers: Number K of affine coupling layers (the paper's reference code: 6).
+        flow_hidden: Width of the two hidden layers of every coupling network.
 
     Reference:
         Bhalodia, Lee & Elhabian, "dpVAEs: Fixing Sample Generation for Regularized VAEs",
@@ -83,21 +80,32 @@ class DecoupledPrior(Prior):
         Real NVP", ICLR 2017.
     """
 
-    def __init__(self, dim: int, layers: int = 6, hidden: int = 64) -> None:
+    def __init__(self, dim: int | None = None, flow_layers: int = 6, flow_hidden: int = 64) -> None:
+        if flow_layers < 1 or flow_hidden < 1:
+            raise ValueError(
+                f"flow_layers and flow_hidden must be >= 1, got {flow_layers}, {flow_hidden}"
+            )
+        self.flow_layers, self.flow_hidden = flow_layers, flow_hidden
         super().__init__(dim)
+
+    def _set_dim(self, dim: int) -> None:
+        """Build the flow for latents of dimension ``dim``."""
         if dim < 2:
             raise ValueError(
                 f"the decoupled prior needs latent_dim >= 2 (a coupling layer splits the "
-                f"coordinates in two), got {dim}; use prior='standard' for a 1-D latent"
+                f"coordinates in two), got {dim}; use prior=StandardNormal() for a 1-D latent"
             )
-        if layers < 1 or hidden < 1:
-            raise ValueError(f"flow layers and hidden width must be >= 1, got {layers}, {hidden}")
-        self.layers, self.hidden = layers, hidden
+        super()._set_dim(dim)
+        hidden = self.flow_hidden
         self.transform = CompositeTransform([
             _ExpAffineCoupling(mask, lambda n_in, n_out: _CouplingNet(n_in, n_out, hidden))
-            for mask in half_masks(dim, layers)
+            for mask in half_masks(dim, self.flow_layers)
         ])
         self.base = StandardNormal(dim)
+
+    def init_args(self) -> dict[str, int]:
+        """``flow_layers`` and ``flow_hidden``."""
+        return {"flow_layers": self.flow_layers, "flow_hidden": self.flow_hidden}
 
     def to_base(self, z: Tensor) -> tuple[Tensor, Tensor]:
         """z0 = g(z) and log|det dg/dz|, shapes (B, d) and (B,)."""
@@ -118,13 +126,4 @@ class DecoupledPrior(Prior):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """g^{-1}(z0) for n draws z0 ~ N(0, I), shape (n, d); differentiable in the flow."""
-        return self.from_base(self._randn(n, self.dim, generator=generator))[0]
-
-
-def make_prior(kind: PriorKind, dim: int, flow_layers: int = 6, flow_hidden: int = 64) -> Prior:
-    """The prior a method's ``prior=`` argument names: ``"standard"`` or ``"decoupled"``."""
-    if kind == "standard":
-        return StandardNormal(dim)
-    if kind == "decoupled":
-        return DecoupledPrior(dim, flow_layers, flow_hidden)
-    raise ValueError(f"prior must be 'standard' or 'decoupled', got {kind!r}")
+        return self.from_base(self._randn(n, self.bound_dim(), generator=generator))[0]

@@ -5,14 +5,19 @@ import math
 import torch
 from torch import Tensor
 
+from genae_lightning.functional import gaussian_kl_standard
 from genae_lightning.functional.precision import at_least_float32
 from genae_lightning.priors.base import Prior
 
 
 class StandardNormal(Prior):
-    """N(0, I_dim)."""
+    """N(0, I_dim).
 
-    def __init__(self, dim: int) -> None:
+    Args:
+        dim: Latent dimension; None when a method sets it (``VAE(prior=StandardNormal())``).
+    """
+
+    def __init__(self, dim: int | None = None) -> None:
         super().__init__(dim)
         self.register_buffer("_anchor", torch.zeros(0), persistent=False)  # tracks the device
 
@@ -20,11 +25,15 @@ class StandardNormal(Prior):
         """Log-density, shape (B,)."""
         self._check(z)
         (z,) = at_least_float32(z)  # a sum of dim squares: not in bfloat16/float16
-        return -0.5 * (z.pow(2).sum(dim=1) + self.dim * math.log(2 * math.pi))
+        return -0.5 * (z.pow(2).sum(dim=1) + self.bound_dim() * math.log(2 * math.pi))
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Draw (n, dim) standard normal latents."""
-        return self._randn(n, self.dim, generator=generator)
+        return self._randn(n, self.bound_dim(), generator=generator)
+
+    def kl_from_gaussian(self, mean: Tensor, logvar: Tensor, z: Tensor) -> Tensor:
+        """KL(N(mean, diag exp(logvar)) || N(0, I)) in closed form, (B,); ``z`` is unused."""
+        return gaussian_kl_standard(mean, logvar)
 
 
 class FullCovGaussian(Prior):

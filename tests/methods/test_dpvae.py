@@ -1,4 +1,4 @@
-"""dpVAE and the regularised VAEs: prior choice, which parameters each term trains, schedules."""
+"""dpVAE and the regularised VAEs: prior objects, which parameters each term trains, schedules."""
 
 import pytest
 import torch
@@ -8,7 +8,6 @@ from genae_lightning.checkpoint import load_method
 from genae_lightning.data import SyntheticImages
 from genae_lightning.functional import gaussian_kl_standard, mmd, reparameterize
 from genae_lightning.methods import (
-    DPVAE,
     VAE,
     BetaTCVAE,
     BetaVAEB,
@@ -20,6 +19,10 @@ from genae_lightning.priors import DecoupledPrior, StandardNormal
 from tests.conftest import tiny_trainer
 
 SHAPE = (1, 8, 8)
+
+
+def decoupled(**kwargs) -> DecoupledPrior:
+    return DecoupledPrior(flow_layers=2, flow_hidden=8, **kwargs)
 
 
 def build(cls, **kwargs):
@@ -35,29 +38,40 @@ def has_grad(module: torch.nn.Module) -> bool:
     return any(g is not None and g.abs().sum() > 0 for g in grads(module))
 
 
-def test_prior_argument_builds_the_prior_from_latent_dim() -> None:
-    assert isinstance(build(DPVAE).prior, DecoupledPrior)
-    assert build(DPVAE).prior.dim == 3
-    assert isinstance(build(DPVAE, prior="standard").prior, StandardNormal)
+def test_the_prior_object_gets_the_methods_latent_dim() -> None:
+    model = build(VAE, prior=decoupled())
+    assert isinstance(model.prior, DecoupledPrior) and model.prior.dim == 3
+    assert isinstance(build(VAE).prior, StandardNormal) and build(VAE).prior.dim == 3
     assert isinstance(build(BetaVAEH).prior, StandardNormal)
-    assert isinstance(build(BetaVAEH, prior="decoupled", flow_layers=2).prior, DecoupledPrior)
+    assert isinstance(build(BetaVAEH, prior=decoupled()).prior, DecoupledPrior)
+    assert build(VAE, prior=decoupled(dim=3)).prior.dim == 3  # a matching dim is fine
+    with pytest.raises(ValueError, match="built with dim=5, but the method's latent_dim is 3"):
+        build(VAE, prior=decoupled(dim=5))
     with pytest.raises(ValueError, match="latent_dim >= 2"):
-        DPVAE(image_shape=SHAPE, latent_dim=1, backbone=MLPBackbone(hidden=[8]))
+        VAE(image_shape=SHAPE, latent_dim=1, prior=decoupled(), backbone=MLPBackbone(hidden=[8]))
+    with pytest.raises(TypeError, match="prior must be a genae_lightning.priors.Prior object"):
+        build(VAE, prior="decoupled")
 
 
-def test_standard_prior_dpvae_is_the_vae() -> None:
-    x = torch.rand(4, *SHAPE)
-    dp, vae = build(DPVAE, prior="standard"), build(VAE)
-    vae.load_state_dict(dp.state_dict(), strict=False)
-    torch.manual_seed(1)
-    a = dp.loss(x)
-    torch.manual_seed(1)
-    b = vae.loss(x)
-    torch.testing.assert_close(a.total, b.total)
+def test_kl_dispatches_on_the_prior_object() -> None:
+    mean, logvar = torch.randn(4, 3), torch.randn(4, 3)
+    z = reparameterize(mean, logvar)
+    standard = build(VAE)
+    torch.testing.assert_close(standard.kl(mean, logvar, z), gaussian_kl_standard(mean, logvar))
+    flow = build(VAE, prior=decoupled())
+    log_q = torch.distributions.Normal(mean, (0.5 * logvar).exp()).log_prob(z).sum(1)
+    torch.testing.assert_close(flow.kl(mean, logvar, z), log_q - flow.prior.log_prob(z))
+
+
+def test_hyperparameters_hold_the_priors_settings_not_the_module() -> None:
+    model = build(VAE, prior=decoupled())
+    assert model.hparams.prior == {"class_path": "genae_lightning.priors.decoupled.DecoupledPrior",
+                                   "init_args": {"flow_layers": 2, "flow_hidden": 8}}
+    assert build(VAE).hparams.prior is None
 
 
 def test_decoupled_kl_is_unbiased_at_init_and_trains_the_flow() -> None:
-    model = build(DPVAE)
+    model = build(VAE, prior=DecoupledPrior())
     x = torch.rand(4, *SHAPE)
     with torch.no_grad():
         mean, logvar = model.posterior(x)
@@ -90,7 +104,7 @@ def test_beta_vae_b_anneals_the_capacity_linearly() -> None:
 
 @pytest.mark.parametrize("prior", ["standard", "decoupled"])
 def test_beta_tcvae_terms_sum_to_the_kl_and_reach_the_prior(prior: str) -> None:
-    model = build(BetaTCVAE, prior=prior, dataset_size=100)
+    model = build(BetaTCVAE, prior=decoupled() if prior == "decoupled" else None, dataset_size=100)
     out = model.loss(torch.rand(6, *SHAPE))
     t = out.terms
     torch.testing.assert_close(t["mi"] + t["tc"] + t["dim_kl"], t["kl"])
@@ -101,7 +115,7 @@ def test_beta_tcvae_terms_sum_to_the_kl_and_reach_the_prior(prior: str) -> None:
 
 
 def test_factor_vae_discriminator_gets_gradients_only_from_its_own_loss() -> None:
-    model = build(FactorVAE, discriminator_hidden=[8], prior="decoupled", flow_layers=2)
+    model = build(FactorVAE, discriminator_hidden=[8], prior=decoupled())
     x = torch.rand(6, *SHAPE)
     out, z = model.loss_and_codes(x)
     out.total.backward()
@@ -124,7 +138,7 @@ def test_factor_vae_step_updates_vae_and_discriminator(tmp_path) -> None:
 
 
 def test_info_vae_mmd_trains_the_flow_through_prior_samples() -> None:
-    model = build(InfoVAE, alpha=1.0, lam=10.0, prior="decoupled", flow_layers=2)
+    model = build(InfoVAE, alpha=1.0, lam=10.0, prior=decoupled())
     out = model.loss(torch.rand(8, *SHAPE))
     torch.testing.assert_close(out.total - out.terms["nll"], 10.0 * out.terms["mmd"])
     out.total.backward()  # the KL has weight 0 here: the flow's gradient comes from the MMD
@@ -135,7 +149,7 @@ def test_info_vae_mmd_trains_the_flow_through_prior_samples() -> None:
 
 
 def test_decoupled_prior_survives_checkpoint_reload(tmp_path) -> None:
-    model = build(BetaVAEH, prior="decoupled", flow_layers=2)
+    model = build(BetaVAEH, prior=decoupled())
     data = SyntheticImages(image_shape=SHAPE, num_samples=16, batch_size=8)
     trainer = tiny_trainer(tmp_path)
     trainer.fit(model, datamodule=data)
@@ -143,12 +157,12 @@ def test_decoupled_prior_survives_checkpoint_reload(tmp_path) -> None:
     reloaded = load_method(tmp_path / "m.ckpt")
     z = torch.randn(5, 3)
     torch.testing.assert_close(reloaded.prior.log_prob(z), model.prior.log_prob(z))
-    assert reloaded.hparams.prior == "decoupled" and reloaded.hparams.beta == 4.0
+    assert isinstance(reloaded.prior, DecoupledPrior) and reloaded.prior.flow_layers == 2
+    assert reloaded.hparams.beta == 4.0
 
 
 @pytest.mark.parametrize(("cls", "kwargs", "match"), [
-    (DPVAE, {"sigma": 0.0}, "sigma"),
-    (DPVAE, {"prior": "flow"}, "'standard' or 'decoupled'"),
+    (VAE, {"sigma": 0.0}, "sigma"),
     (BetaVAEH, {"beta": -1.0}, "beta"),
     (BetaVAEB, {"capacity_steps": 0}, "capacity_steps"),
     (BetaTCVAE, {"estimator": "exact"}, "estimator"),
@@ -159,3 +173,14 @@ def test_decoupled_prior_survives_checkpoint_reload(tmp_path) -> None:
 def test_bad_hyperparameters_are_clear_errors(cls, kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
         build(cls, **kwargs)
+
+
+def test_a_saved_prior_class_that_is_no_prior_is_refused() -> None:
+    from genae_lightning.methods.injected import build_choice
+    from genae_lightning.priors import Prior
+
+    with pytest.raises(ValueError, match="'os.system', which is not a Prior class"):
+        build_choice({"class_path": "os.system", "init_args": {}}, Prior, "prior")
+    rebuilt = build_choice({"class_path": "genae_lightning.priors.decoupled.DecoupledPrior",
+                            "init_args": {"flow_layers": 2}}, Prior, "prior")
+    assert isinstance(rebuilt, DecoupledPrior) and rebuilt.flow_layers == 2

@@ -49,8 +49,8 @@ def build(bound: str, jvp: str = "forward", **kw) -> InjFlow:
 @pytest.mark.parametrize("bound", ["log", "linear"])
 def test_loss_matches_hand_computation(bound) -> None:
     model = build(bound, lam=2.0, eta=0.1)
-    model.mu.fill_(3.0)
-    model.mu_in.fill_(5.0)
+    model.constraint.mu.fill_(3.0)
+    model.constraint.mu_in.fill_(5.0)
     x = torch.rand(4, *SHAPE)
     torch.manual_seed(1)
     v = torch.randn(4, d)

@@ -9,9 +9,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
 from genae_lightning.backbones import Backbone, MLPBackbone
-from genae_lightning.callbacks import PenaltySchedule
 from genae_lightning.data import SyntheticImages
-from genae_lightning.methods import InjFlow
+from genae_lightning.methods import InjFlow, Penalty
 from tests.conftest import tiny_trainer
 
 SHAPE = (1, 2, 3)  # D = 6
@@ -131,10 +130,10 @@ class RecordLoss(L.Callback):
 def run(tmp_path, ckpt_path=None) -> dict[int, float]:
     L.seed_everything(0)
     model = InjFlow(image_shape=(1, 8, 8), latent_dim=3, jac_fraction=0.5,
-                    backbone=MLPBackbone(hidden=[16], batch_norm=True))
+                    constraint=Penalty(nu=1.3), backbone=MLPBackbone(hidden=[16], batch_norm=True))
     data = SyntheticImages(image_shape=(1, 8, 8), num_samples=40, batch_size=8)
     record = RecordLoss()
-    callbacks = [record, PenaltySchedule(nu=1.3),
+    callbacks = [record,
                  ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3,
                                  save_top_k=-1, filename="{step}")]
     trainer = tiny_trainer(tmp_path, max_steps=6, enable_checkpointing=True, deterministic=True,

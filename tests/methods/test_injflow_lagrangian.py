@@ -6,10 +6,9 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from genae_lightning.backbones import MLPBackbone
-from genae_lightning.callbacks import PenaltySchedule
 from genae_lightning.data import SyntheticImages
 from genae_lightning.functional import debiased, dual_ascent, moving_average
-from genae_lightning.methods import InjFlow
+from genae_lightning.methods import AugmentedLagrangian, InjFlow, Penalty
 from genae_lightning.methods.constraints import DualAscentMultiplier
 from tests.conftest import tiny_trainer
 from tests.methods.test_injflow import SHAPE, LinearBackbone, d
@@ -24,15 +23,15 @@ def build(**kw) -> InjFlow:
 
 def test_penalty_default_has_no_multipliers() -> None:
     model = build()
-    assert model.constraint == "penalty"
-    assert not any("multiplier" in key for key in model.state_dict())  # old checkpoints load
+    assert isinstance(model.constraint, Penalty)
+    assert not any("multiplier" in key for key in model.state_dict())
 
 
 def test_lagrangian_adds_multiplier_terms_to_the_penalty_loss() -> None:
     penalty = build()
-    lagrangian = build(constraint="augmented_lagrangian", kappa=0.5)
-    lagrangian.rec_multiplier.multiplier.fill_(2.0)
-    lagrangian.inj_multiplier.multiplier.fill_(3.0)
+    lagrangian = build(constraint=AugmentedLagrangian(kappa=0.5))
+    lagrangian.constraint.rec_multiplier.multiplier.fill_(2.0)
+    lagrangian.constraint.inj_multiplier.multiplier.fill_(3.0)
     x = torch.rand(4, *SHAPE)
     torch.manual_seed(1)
     base = penalty.loss(x)
@@ -66,34 +65,36 @@ def test_dual_ascent_raises_the_multiplier_while_violated_and_lowers_it_with_sla
 
 def test_training_raises_the_multipliers_and_they_are_in_the_checkpoint(tmp_path) -> None:
     model = InjFlow(image_shape=(1, 8, 8), latent_dim=4, backbone=MLPBackbone(hidden=[16]),
-                    constraint="augmented_lagrangian", eta=2.0)  # eta large: injectivity violated
+                    constraint=AugmentedLagrangian(), eta=2.0)  # eta large: injectivity violated
     data = SyntheticImages(image_shape=(1, 8, 8), num_samples=32, batch_size=8)
     trainer = tiny_trainer(tmp_path, max_steps=3)
     trainer.fit(model, datamodule=data)
-    assert int(model.rec_multiplier.steps) == 3
-    assert float(model.rec_multiplier.multiplier) > 0  # kappa = 0 < E||x - g(h(x))||^2
-    assert float(model.inj_multiplier.multiplier) > 0
-    assert float(model.mu) == 1.0 and float(model.mu_in) == 1.0  # fixed
+    constraint = model.constraint
+    assert int(constraint.rec_multiplier.steps) == 3
+    assert float(constraint.rec_multiplier.multiplier) > 0  # kappa = 0 < E||x - g(h(x))||^2
+    assert float(constraint.inj_multiplier.multiplier) > 0
+    assert float(constraint.mu) == 1.0 and float(constraint.mu_in) == 1.0  # fixed
+    assert float(trainer.callback_metrics["penalty/lambda"]) > 0
     ckpt = tmp_path / "m.ckpt"
     trainer.save_checkpoint(ckpt)
     state = torch.load(ckpt, weights_only=False)["state_dict"]
-    torch.testing.assert_close(state["rec_multiplier.multiplier"], model.rec_multiplier.multiplier)
-    assert "inj_multiplier.ema" in state
+    torch.testing.assert_close(state["constraint.rec_multiplier.multiplier"],
+                               constraint.rec_multiplier.multiplier)
+    assert "constraint.inj_multiplier.ema" in state
 
 
-def test_penalty_schedule_is_refused(tmp_path) -> None:
-    model = build(constraint="augmented_lagrangian")
-    data = SyntheticImages(image_shape=SHAPE, num_samples=16, batch_size=4)
-    trainer = tiny_trainer(tmp_path, callbacks=[PenaltySchedule()])
-    with pytest.raises(ValueError, match="remove the PenaltySchedule callback"):
-        trainer.fit(model, datamodule=data)
+def test_lagrangian_settings_are_saved_as_plain_hyperparameters(tmp_path) -> None:
+    model = build(constraint=AugmentedLagrangian(kappa=0.5, dual_lr=0.01))
+    assert model.hparams.constraint == {
+        "class_path": "genae_lightning.methods.constraints.AugmentedLagrangian",
+        "init_args": {"kappa": 0.5, "dual_lr": 0.01, "dual_lr_in": 1.0, "ema_decay": 0.99}}
 
 
 def _run(tmp_path, max_steps: int, ckpt_path=None) -> tuple[dict[int, float], InjFlow]:
     L.seed_everything(0)
     torch.manual_seed(0)
     model = InjFlow(image_shape=(1, 8, 8), latent_dim=4, backbone=MLPBackbone(hidden=[32]),
-                    constraint="augmented_lagrangian", kappa=1.0, dual_lr=0.05, eta=1.0)
+                    constraint=AugmentedLagrangian(kappa=1.0, dual_lr=0.05), eta=1.0)
     data = SyntheticImages(image_shape=(1, 8, 8), num_samples=40, batch_size=8)
     record = RecordLoss()
     callbacks = [record, ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3,
@@ -110,10 +111,9 @@ def test_multipliers_are_restored_exactly_on_resume(tmp_path) -> None:
     assert sorted(resumed) == [4, 5, 6, 7]
     for step in resumed:
         assert resumed[step] == pytest.approx(full[step], rel=1e-5, abs=1e-6), step
-    assert float(full_model.rec_multiplier.multiplier) > 0
-    for name in ("rec_multiplier", "inj_multiplier"):
-        for key, value in getattr(full_model, name).state_dict().items():
-            torch.testing.assert_close(getattr(resumed_model, name).state_dict()[key], value)
+    assert float(full_model.constraint.rec_multiplier.multiplier) > 0
+    for key, value in full_model.constraint.state_dict().items():
+        torch.testing.assert_close(resumed_model.constraint.state_dict()[key], value)
 
 
 def test_validation_under_inference_mode_sees_the_true_jacobian_term() -> None:
@@ -127,11 +127,14 @@ def test_validation_under_inference_mode_sees_the_true_jacobian_term() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [({"constraint": "barrier"}, "constraint must be"), ({"kappa": -1.0}, "kappa must be >= 0"),
-     ({"constraint": "augmented_lagrangian", "dual_lr": 0.0}, "dual step size"),
-     ({"constraint": "augmented_lagrangian", "ema_decay": 1.0}, "decay")],
+    ("make", "match"),
+    [(lambda: AugmentedLagrangian(kappa=-1.0), "kappa must be >= 0"),
+     (lambda: AugmentedLagrangian(dual_lr=0.0), "dual step size"),
+     (lambda: AugmentedLagrangian(ema_decay=1.0), "decay"),
+     (lambda: Penalty(nu=0.0), "nu and scale must be > 0")],
 )
-def test_bad_constraint_arguments_are_clear_errors(kwargs, match) -> None:
+def test_bad_constraint_arguments_are_clear_errors(make, match) -> None:
     with pytest.raises(ValueError, match=match):
-        build(**kwargs)
+        make()
+    with pytest.raises(TypeError, match="constraint must be a genae_lightning"):
+        build(constraint="barrier")

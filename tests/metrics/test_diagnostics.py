@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.functional import gaussian_nll
-from genae_lightning.methods import AE, DPVAE
+from genae_lightning.methods import AE, VAE
 from genae_lightning.metrics import FID
 from genae_lightning.metrics.aggregate import AggregatePosterior, aggregate_posterior
 from genae_lightning.metrics.diagnostics import (
@@ -31,10 +31,10 @@ from genae_lightning.priors import DecoupledPrior, StandardNormal
 SHAPE = (1, 8, 8)
 
 
-def tiny_dpvae() -> DPVAE:
+def tiny_dpvae() -> VAE:
     torch.manual_seed(0)
-    return DPVAE(image_shape=SHAPE, latent_dim=2, flow_layers=2, flow_hidden=8,
-                 backbone=MLPBackbone(hidden=[16]))
+    return VAE(image_shape=SHAPE, latent_dim=2, prior=DecoupledPrior(flow_layers=2, flow_hidden=8),
+               backbone=MLPBackbone(hidden=[16]))
 
 
 def loader(n: int = 40, batch_size: int = 16) -> DataLoader:
@@ -145,7 +145,7 @@ def test_leakage_score_follows_equation_6() -> None:
 
 
 def test_decoupled_leakage_uses_the_generation_space_density() -> None:
-    prior = DecoupledPrior(2, layers=2, hidden=4)
+    prior = DecoupledPrior(2, flow_layers=2, flow_hidden=4)
     with torch.no_grad():
         for p in prior.parameters():
             p.normal_(0, 0.3)
@@ -178,8 +178,9 @@ def test_genae_evaluate_submanifold_option(tmp_path) -> None:
     from tests.conftest import tiny_trainer
 
     torch.manual_seed(0)
-    model = DPVAE(image_shape=Digits.IMAGE_SHAPE, latent_dim=2, flow_layers=2, flow_hidden=8,
-                  backbone=MLPBackbone(hidden=[16]))
+    model = VAE(image_shape=Digits.IMAGE_SHAPE, latent_dim=2,
+                prior=DecoupledPrior(flow_layers=2, flow_hidden=8),
+                backbone=MLPBackbone(hidden=[16]))
     trainer = tiny_trainer(tmp_path)
     trainer.fit(model, datamodule=Digits(batch_size=32))
     trainer.save_checkpoint(tmp_path / "dp.ckpt")

@@ -4,16 +4,17 @@ import pytest
 import torch
 
 from genae_lightning.backbones import MLPBackbone
-from genae_lightning.methods import DPVAE
+from genae_lightning.methods import VAE
 from genae_lightning.metrics.traversal import interpolate, latent_traversal, prior_std
+from genae_lightning.priors import DecoupledPrior
 
 SHAPE = (1, 8, 8)
 
 
-def model(prior: str = "decoupled") -> DPVAE:
+def model(prior: str = "decoupled") -> VAE:
     torch.manual_seed(0)
-    m = DPVAE(image_shape=SHAPE, latent_dim=3, prior=prior, flow_layers=2, flow_hidden=8,
-              backbone=MLPBackbone(hidden=[16]))
+    flow = DecoupledPrior(flow_layers=2, flow_hidden=8) if prior == "decoupled" else None
+    m = VAE(image_shape=SHAPE, latent_dim=3, prior=flow, backbone=MLPBackbone(hidden=[16]))
     with torch.no_grad():
         for p in m.prior.parameters():
             p.normal_(0, 0.3)
@@ -63,8 +64,8 @@ def test_genae_traverse_writes_grids(tmp_path) -> None:
     from tests.conftest import tiny_trainer
 
     torch.manual_seed(0)
-    m = DPVAE(image_shape=Digits.IMAGE_SHAPE, latent_dim=2, flow_layers=2, flow_hidden=8,
-              backbone=MLPBackbone(hidden=[16]))
+    m = VAE(image_shape=Digits.IMAGE_SHAPE, latent_dim=2,
+            prior=DecoupledPrior(flow_layers=2, flow_hidden=8), backbone=MLPBackbone(hidden=[16]))
     trainer = tiny_trainer(tmp_path)
     trainer.fit(m, datamodule=Digits(batch_size=32))
     trainer.save_checkpoint(tmp_path / "m.ckpt")

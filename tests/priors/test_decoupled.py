@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from genae_lightning.priors import DecoupledPrior, StandardNormal, make_prior
+from genae_lightning.priors import DecoupledPrior, StandardNormal
 from genae_lightning.priors.decoupled import half_masks
 
 
@@ -92,11 +92,13 @@ def test_half_masks_cover_both_halves_for_odd_and_two_dims() -> None:
 def test_bad_arguments_are_clear_errors() -> None:
     with pytest.raises(ValueError, match="latent_dim >= 2"):
         DecoupledPrior(1)
-    with pytest.raises(ValueError, match="flow layers"):
-        DecoupledPrior(2, layers=0)
-    with pytest.raises(ValueError, match="'standard' or 'decoupled'"):
-        make_prior("flow", 2)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="flow_layers and flow_hidden must be >= 1"):
+        DecoupledPrior(2, flow_layers=0)
+    with pytest.raises(RuntimeError, match="has no latent dimension yet"):
+        DecoupledPrior().sample(2)
+    with pytest.raises(ValueError, match="built with dim=3, but the method's latent_dim is 4"):
+        DecoupledPrior(3).bind(4)
     with pytest.raises(ValueError, match="expected latents of shape"):
         DecoupledPrior(3).log_prob(torch.zeros(2, 4))
-    assert math.isclose(float(make_prior("standard", 2).log_prob(torch.zeros(1, 2))),
+    assert math.isclose(float(StandardNormal().bind(2).log_prob(torch.zeros(1, 2))),
                         -math.log(2 * math.pi), rel_tol=1e-6)
