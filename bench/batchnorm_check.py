@@ -23,10 +23,10 @@ import lightning as L
 import torch
 
 from genae_lightning.backbones import ConvBackbone
-from genae_lightning.callbacks import PenaltySchedule
 from genae_lightning.data import MNIST
 from genae_lightning.features import train_classifier
 from genae_lightning.methods import AE, GenerativeAutoencoder, InjFlow
+from genae_lightning.methods.constraints import Penalty
 from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
 from genae_lightning.metrics.batchnorm import (
     fixed_batches,
@@ -81,13 +81,12 @@ def main() -> None:
     model: GenerativeAutoencoder = (
         AE(image_shape=(1, 28, 28), latent_dim=32, backbone=backbone) if args.method == "ae"
         else InjFlow(image_shape=(1, 28, 28), latent_dim=32, bound="linear", prior_weight=0.01,
-                     eta=0.1, lam=1.0, jvp="forward", backbone=backbone))
+                     eta=0.1, lam=1.0, jvp="forward", backbone=backbone,
+                     constraint=Penalty(nu=1.0, scale=1000.0)))
     dm.setup("fit")
     check = fixed_batches(dm.val_dataset, 256, 64)
     probe = Probe(check, args.every)
     callbacks: list[L.Callback] = [probe]
-    if args.method == "injflow":
-        callbacks.append(PenaltySchedule(nu=1.0, scale=1000.0))
     trainer = L.Trainer(accelerator="cpu", max_steps=args.steps, logger=False,
                         enable_checkpointing=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, num_sanity_val_steps=0,
