@@ -38,8 +38,8 @@ import torch
 
 from genae_lightning.backbones import Backbone, ConvBackbone, MLPBackbone
 from genae_lightning.callbacks import InjFlowDiagnostics, PenaltySchedule
+from genae_lightning.commands.train_features import train_classifier
 from genae_lightning.data import MNIST, Digits, ImageDataModule
-from genae_lightning.features import train_classifier
 from genae_lightning.methods import InjFlow
 from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative, recalibrate_batchnorm
 from genae_lightning.metrics.batchnorm import recalibration_loader

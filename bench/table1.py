@@ -57,8 +57,8 @@ from injflow_train_eval import fixed_batch_error  # noqa: E402
 from genae_lightning import methods  # noqa: E402
 from genae_lightning.backbones import Backbone, ConvBackbone, MLPBackbone  # noqa: E402
 from genae_lightning.callbacks import PenaltySchedule  # noqa: E402
+from genae_lightning.commands.train_features import train_classifier  # noqa: E402
 from genae_lightning.data import MNIST, Digits, FashionMNIST, ImageDataModule  # noqa: E402
-from genae_lightning.features import train_classifier  # noqa: E402
 from genae_lightning.metrics import (  # noqa: E402
     FID,
     MetricsConfig,

@@ -13,12 +13,11 @@ import yaml
 from genae_lightning.checkpoint import (
     CorruptCheckpointError,
     UnsafeCheckpointError,
-    load_method,
     read_checkpoint,
 )
 from genae_lightning.checkpoint_io import SafeCheckpointIO
 from genae_lightning.cli import main
-from genae_lightning.methods import AE
+from genae_lightning.methods import AE, load_method
 from tests.test_evaluate import fit_config
 
 # What a malicious pickle calls: os.system is posix.system on Linux.

@@ -61,3 +61,30 @@ def test_missing_mnist_files_give_a_clear_error(tmp_path, monkeypatch) -> None:
         main(["fit", "--config", str(REPO / "configs" / "ae_mnist.yaml"),
               "--data.root", str(tmp_path / "empty"), "--data.download", "false",
               "--trainer.max_steps", "1"])
+
+
+def test_help_lists_every_command_and_version_prints_it(capsys) -> None:
+    from genae_lightning import __version__
+    from genae_lightning.cli import COMMANDS
+
+    main(["--help"])
+    listed = capsys.readouterr().out
+    for command in ["fit", "validate", "test", "predict", *COMMANDS]:
+        assert f"\n  {command} " in listed, command
+    main(["--version"])
+    assert capsys.readouterr().out.strip() == f"genae-lightning {__version__}"
+
+
+def test_device_defaults_to_auto_in_every_checkpoint_command(monkeypatch, capsys) -> None:
+    from genae_lightning.commands import checkpoints
+
+    for command in ("sample", "evaluate", "traverse"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        help_text = " ".join(capsys.readouterr().out.split())
+        assert "--device DEVICE" in help_text and "auto: a GPU when there is one" in help_text
+    monkeypatch.setattr(checkpoints.torch.cuda, "is_available", lambda: True)
+    assert checkpoints.resolve_device("auto") == "cuda"
+    monkeypatch.setattr(checkpoints.torch.cuda, "is_available", lambda: False)
+    assert checkpoints.resolve_device("auto") == "cpu"
+    assert checkpoints.resolve_device("cuda:1") == "cuda:1"

@@ -6,9 +6,10 @@ from PIL import Image
 
 from genae_lightning import cli
 from genae_lightning.backbones import MLPBackbone
+from genae_lightning.commands import sample as sample_command
+from genae_lightning.commands.report import collect_records
 from genae_lightning.data import Digits, SyntheticImages
 from genae_lightning.methods import AE
-from genae_lightning.report import collect_records
 from tests.conftest import REPO, tiny_trainer
 
 
@@ -65,7 +66,7 @@ def test_sample_decodes_in_batches_into_the_same_grid(ckpt, tmp_path, monkeypatc
     original = AE.sample
     monkeypatch.setattr(AE, "sample", lambda self, n, **kw: (sizes.append(n),
                                                              original(self, n, **kw))[1])
-    monkeypatch.setattr(cli, "SAMPLE_BATCH", 4)
+    monkeypatch.setattr(sample_command, "SAMPLE_BATCH", 4)
     sample("--ckpt_path", str(ckpt), "--prior", "standard", "--n", "10", "--nrow", "5",
            "--out", str(tmp_path / "batched.png"))
     assert sizes == [4, 4, 2]
@@ -84,12 +85,11 @@ def test_report_names_a_malformed_evaluation_json(tmp_path) -> None:
         cli.main(["report", str(bad)])
 
 
-def test_traverse_checks_the_checkpoint_before_asking_for_data(tmp_path, capsys) -> None:
-    with pytest.raises(SystemExit):
+def test_traverse_checks_the_checkpoint_before_asking_for_data(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError) as err:
         cli.main(["traverse", "--ckpt_path", str(tmp_path / "missing.ckpt")])
-    err = capsys.readouterr().err
-    assert f"checkpoint '{tmp_path / 'missing.ckpt'}' does not exist" in err
-    assert "pass the data" not in err
+    assert f"checkpoint '{tmp_path / 'missing.ckpt'}' does not exist" in str(err.value)
+    assert "data" not in str(err.value).split("(under")[0]
 
 
 class FailingSetup(Digits):

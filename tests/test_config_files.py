@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from genae_lightning.cli import main
-from genae_lightning.config_files import (
+from genae_lightning.commands.config_files import (
     available_configs,
     compose,
     config_dir,

@@ -7,9 +7,9 @@ import pytest
 import torch
 import yaml
 
-from genae_lightning.checkpoint import load_method
 from genae_lightning.cli import main
-from genae_lightning.config_files import compose
+from genae_lightning.commands.config_files import compose
+from genae_lightning.methods import load_method
 from tests.conftest import REPO
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))

@@ -10,7 +10,7 @@ import torch
 import yaml
 
 from genae_lightning.cli import main
-from genae_lightning.report import markdown_table, record_from_csv_log
+from genae_lightning.commands.report import markdown_table, record_from_csv_log
 
 KEYS = {"fid/recon", "fid/prior", "fid/gaussian", "fid/gmm", "knn/acc", "val/rec_sse"}
 

@@ -9,10 +9,10 @@ import yaml
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.callbacks import GenerativeMetrics, ImageLogger
 from genae_lightning.cli import main
+from genae_lightning.commands.report import record_from_wandb_run, wandb_records, wandb_run
 from genae_lightning.data import Digits
 from genae_lightning.loggers import GenaeWandbLogger, describe_runs, has_wandb_credentials
 from genae_lightning.methods import AE
-from genae_lightning.report import record_from_wandb_run, wandb_records, wandb_run
 from tests.conftest import REPO, tiny_trainer
 from tests.metrics.conftest import TinyFeatures
 

@@ -8,9 +8,8 @@ import torch
 
 import genae_lightning.methods as methods
 from genae_lightning.backbones import MLPBackbone
-from genae_lightning.checkpoint import load_method
 from genae_lightning.data import SyntheticImages
-from genae_lightning.methods import GenerativeAutoencoder
+from genae_lightning.methods import GenerativeAutoencoder, load_method
 from tests.conftest import tiny_trainer
 
 SHAPE = (1, 8, 8)

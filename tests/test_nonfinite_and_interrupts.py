@@ -15,9 +15,8 @@ from genae_lightning.callbacks import (
     reliability,
     was_interrupted,
 )
-from genae_lightning.checkpoint import load_method
 from genae_lightning.data import SyntheticImages
-from genae_lightning.methods import AE
+from genae_lightning.methods import AE, load_method
 from genae_lightning.methods.base import NonFiniteLossError
 from tests.conftest import tiny_trainer
 

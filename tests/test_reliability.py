@@ -13,9 +13,8 @@ import torch
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.callbacks import NonFiniteGuard
 from genae_lightning.callbacks.reliability import INTERRUPTED_EXIT_CODE
-from genae_lightning.checkpoint import load_method
 from genae_lightning.data import SyntheticImages
-from genae_lightning.methods import AE, InjFlow, LossOutput
+from genae_lightning.methods import AE, InjFlow, LossOutput, load_method
 from genae_lightning.methods.base import NonFiniteLossError
 from tests.conftest import REPO, tiny_trainer
 

@@ -6,9 +6,9 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
 from genae_lightning.callbacks import PenaltySchedule
-from genae_lightning.checkpoint import load_method
 from genae_lightning.checkpoint_io import SafeCheckpointIO
 from genae_lightning.data import SyntheticImages
+from genae_lightning.methods import load_method
 from tests.conftest import tiny_trainer
 from tests.test_methods_contract import METHODS, build
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from genae_lightning.cli import main
-from genae_lightning.resume import ResumeError
+from genae_lightning.commands.resume import ResumeError
 
 CONFIG = """
 seed_everything: 0

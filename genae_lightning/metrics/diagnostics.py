@@ -17,7 +17,6 @@ them all under the names ``skl``, ``nll``, ``fid/low_posterior`` and ``leakage/<
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -154,31 +153,6 @@ def leakage_scores(
     leaking = log_p[None, :] < taus[:, None]  # (T, n)
     ls = (score[None, :] * leaking).sum(1) / n
     return torch.where(leaking.any(1), ls, torch.full_like(ls, float("nan"))).cpu()
-
-
-def plot_leakage(
-    curves: dict[str, tuple[Sequence[float], Tensor]], path: str | Path, title: str = ""
-) -> Path:
-    """Save LS(tau) curves ``{label: (thresholds, scores)}`` as a PNG (the paper's Figure 4)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for label, (taus, scores) in curves.items():
-        dashed = "dp" not in label.lower()
-        ax.plot(list(taus), scores.tolist(), "--o" if dashed else "-o", label=label, ms=3)
-    ax.set_xlabel(r"threshold $\tau$ on $\log p(h(z))$")
-    ax.set_ylabel(r"leakage score LS($\tau$)")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 @torch.no_grad()

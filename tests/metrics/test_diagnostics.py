@@ -22,10 +22,10 @@ from genae_lightning.metrics.diagnostics import (
     importance_log_likelihood,
     leakage_scores,
     low_posterior_latents,
-    plot_leakage,
     submanifold_metrics,
     symmetric_kl,
 )
+from genae_lightning.plots import plot_leakage
 from genae_lightning.priors import DecoupledPrior, StandardNormal
 
 SHAPE = (1, 8, 8)

@@ -11,37 +11,20 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import torch
-import yaml
 from jsonargparse import ArgumentParser
 
-import genae_lightning.data  # noqa: F401  (registers DataModules for short names)
 from genae_lightning import __version__
-from genae_lightning.checkpoint import method_from_checkpoint, read_checkpoint
+from genae_lightning.commands.checkpoints import (
+    add_checkpoint_and_data,
+    load_checkpoint,
+    parse_checkpoint_and_data,
+    resolve_device,
+    run_config,
+)
+from genae_lightning.commands.report import markdown_table
 from genae_lightning.data import ImageDataModule
 from genae_lightning.metrics import FID, SAMPLERS, MetricsConfig, batchnorm, evaluate_generative
 from genae_lightning.metrics.diagnostics import DiagnosticsConfig, dataset_submanifold_metrics
-from genae_lightning.report import markdown_table
-
-
-def run_config(ckpt_path: Path) -> Path | None:
-    """The ``config.yaml`` LightningCLI saved for the run of a checkpoint, if any.
-
-    Looked for beside the checkpoint and one folder up (``<log dir>/checkpoints/last.ckpt``).
-    """
-    for folder in (ckpt_path.parent, ckpt_path.parent.parent):
-        if (folder / "config.yaml").is_file():
-            return folder / "config.yaml"
-    return None
-
-
-def saved_data(ckpt_path: Path) -> dict[str, Any] | None:
-    """The ``data`` section (class_path, init_args) of the run's saved config, if any."""
-    config = run_config(ckpt_path)
-    if config is None:
-        return None
-    data = (yaml.safe_load(config.read_text()) or {}).get("data")
-    return data if isinstance(data, dict) and "class_path" in data else None
 
 
 def evaluate_checkpoint(
@@ -63,7 +46,7 @@ def evaluate_checkpoint(
         fid: The FID scorer, or None to skip FID.
         config: Sample counts and settings.
         split: Evaluation split: "test" or "val".
-        device: Torch device for the model and the features.
+        device: Torch device for the model and the features ("auto": a GPU when present).
         name: Row label in tables (default: the method's class name).
         submanifold: Also the dpVAE diagnostics of VAE-like methods (``skl``, ``nll``,
             ``fid/low_posterior``, ``leakage/<tau>``) with these sample counts.
@@ -76,11 +59,9 @@ def evaluate_checkpoint(
     """
     config = config or MetricsConfig()
     start = time.perf_counter()
-    path = Path(ckpt_path)
-    checkpoint = read_checkpoint(path, map_location=device)
-    model = method_from_checkpoint(checkpoint, str(path))
-    step = checkpoint.get("global_step")
-    del checkpoint  # the model holds the weights now
+    device = resolve_device(device)
+    loaded = load_checkpoint(ckpt_path, device)
+    path, model, step = loaded.path, loaded.model, loaded.global_step
     had_priors = sorted(model.posthoc_priors.keys())
     datamodule.prepare_data()
     datamodule.setup("test")
@@ -128,9 +109,7 @@ def evaluate_checkpoint(
 def build_parser() -> ArgumentParser:
     """Arguments of ``genae evaluate``."""
     parser = ArgumentParser(prog="genae evaluate", description=__doc__)
-    parser.add_argument("--ckpt_path", type=str, required=True, help="checkpoint to evaluate")
-    parser.add_subclass_arguments(ImageDataModule, "data", required=False,
-                                  help="its data (default: the run's saved config.yaml)")
+    add_checkpoint_and_data(parser, "evaluate")
     parser.add_argument("--feature", type=str, default="inception",
                         help="FID features: 'inception' or a `genae train-features` file")
     parser.add_argument("--feature_extractor_weights_path", type=str | None, default=None,
@@ -147,8 +126,6 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--split", type=str, default="test", help="evaluation split: test or val")
     parser.add_argument("--batch_size", type=int, default=defaults.batch_size)
     parser.add_argument("--seed", type=int, default=defaults.seed)
-    parser.add_argument("--device", type=str,
-                        default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--cache_dir", type=str | None, default=None,
                         help="cached real statistics (default ~/.cache/genae_lightning/fid)")
     parser.add_argument("--name", type=str | None, default=None,
@@ -170,24 +147,8 @@ def build_parser() -> ArgumentParser:
 def evaluate(argv: list[str]) -> dict[str, Any]:
     """``genae evaluate``: compute FID (recon, prior, gaussian, gmm), 5-NN accuracy and SSE."""
     parser = build_parser()
-    given = _ckpt_argument(argv)
-    if given is not None:
-        if not Path(given).is_file():
-            raise FileNotFoundError(f"checkpoint {given!r} does not exist; pass --ckpt_path "
-                                    "PATH/TO/last.ckpt (written by `genae fit`)")
-        data_default = saved_data(Path(given))
-        if data_default is not None:
-            parser.set_defaults(data=data_default)
-    cfg = parser.parse_args(argv)
+    cfg, datamodule = parse_checkpoint_and_data(parser, argv)
     ckpt = Path(cfg.ckpt_path)
-    if cfg.data is None:
-        parser.error(
-            f"cannot tell which data {str(ckpt)!r} was trained on: no --data was given and no "
-            f"config.yaml was found in {str(ckpt.parent)!r} or {str(ckpt.parent.parent)!r} "
-            "(`genae fit` saves it in the run's log dir). Pass the data, e.g. "
-            "--data MNIST --data.root ../shared/data"
-        )
-    datamodule = parser.instantiate(cfg).data
     config = MetricsConfig(cfg.num_samples, cfg.knn_train_samples, cfg.k, tuple(cfg.samplers),
                            batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress)
     channels, height, width = datamodule.image_shape
@@ -210,12 +171,3 @@ def evaluate(argv: list[str]) -> dict[str, Any]:
     print(f"wrote {out} and {out.with_suffix('.md')}")
     return record
 
-
-def _ckpt_argument(argv: list[str]) -> str | None:
-    """``--ckpt_path`` from argv before the full parse (it decides the data defaults)."""
-    for i, arg in enumerate(argv):
-        if arg.startswith("--ckpt_path="):
-            return arg.split("=", 1)[1]
-        if arg == "--ckpt_path" and i + 1 < len(argv):
-            return argv[i + 1]
-    return None
