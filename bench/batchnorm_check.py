@@ -26,15 +26,15 @@ from genae_lightning.backbones import ConvBackbone
 from genae_lightning.callbacks import PenaltySchedule
 from genae_lightning.commands.train_features import train_classifier
 from genae_lightning.data import MNIST
-from genae_lightning.methods import AE, GenerativeAutoencoder, InjFlow
-from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
-from genae_lightning.metrics.batchnorm import (
+from genae_lightning.latents.batchnorm import (
     fixed_batches,
     mode_errors,
     recalibrate_batchnorm,
     recalibration_loader,
     settle_batchnorm,
 )
+from genae_lightning.methods import AE, GenerativeAutoencoder, InjFlow
+from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
 
 
 class Probe(L.Callback):

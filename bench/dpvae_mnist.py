@@ -29,9 +29,9 @@ from torchvision.utils import save_image
 from genae_lightning import methods
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.data import MNIST
+from genae_lightning.latents.aggregate import aggregate_posterior
 from genae_lightning.methods import load_method
 from genae_lightning.metrics import FID
-from genae_lightning.metrics.aggregate import aggregate_posterior
 from genae_lightning.metrics.diagnostics import (
     DiagnosticsConfig,
     default_thresholds,

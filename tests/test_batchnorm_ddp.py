@@ -11,9 +11,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from genae_lightning.backbones import MLPBackbone
+from genae_lightning.latents import recalibrate_batchnorm
+from genae_lightning.latents.batchnorm import batchnorm_layers
 from genae_lightning.methods import InjFlow
-from genae_lightning.metrics import recalibrate_batchnorm
-from genae_lightning.metrics.batchnorm import batchnorm_layers
 
 WORLD = 2
 

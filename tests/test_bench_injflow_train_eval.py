@@ -6,8 +6,8 @@ from pathlib import Path
 import torch
 
 from genae_lightning.backbones import MLPBackbone
+from genae_lightning.latents import recalibrate_batchnorm
 from genae_lightning.methods import InjFlow
-from genae_lightning.metrics import recalibrate_batchnorm
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "injflow_train_eval.py"
 

@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from genae_lightning.callbacks import encode_dataset
 from genae_lightning.data import SyntheticImages
+from genae_lightning.latents import encode_dataset
 from genae_lightning.methods import load_method
 from genae_lightning.priors import FullCovGaussian, GaussianMixture
 from tests.ddp.train_gmm import DATA, N_COMPONENTS, STOP, TOTAL

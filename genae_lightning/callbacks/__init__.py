@@ -1,7 +1,7 @@
 """Callbacks: penalty schedules, post-hoc prior fitting, image grids."""
 
 from genae_lightning.callbacks.compile import CompileModules
-from genae_lightning.callbacks.fit_prior import FitLatentPrior, encode_dataset
+from genae_lightning.callbacks.fit_prior import FitLatentPrior
 from genae_lightning.callbacks.images import ImageLogger
 from genae_lightning.callbacks.injflow_diagnostics import InjFlowDiagnostics
 from genae_lightning.callbacks.metrics import GenerativeMetrics
@@ -17,6 +17,5 @@ __all__ = [
     "InjFlowDiagnostics",
     "NonFiniteGuard",
     "PenaltySchedule",
-    "encode_dataset",
     "was_interrupted",
 ]

@@ -23,7 +23,8 @@ from genae_lightning.commands.checkpoints import (
 )
 from genae_lightning.commands.report import markdown_table
 from genae_lightning.data import ImageDataModule
-from genae_lightning.metrics import FID, SAMPLERS, MetricsConfig, batchnorm, evaluate_generative
+from genae_lightning.latents import SAMPLERS, batchnorm
+from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
 from genae_lightning.metrics.diagnostics import DiagnosticsConfig, dataset_submanifold_metrics
 
 
@@ -51,7 +52,7 @@ def evaluate_checkpoint(
         submanifold: Also the dpVAE diagnostics of VAE-like methods (``skl``, ``nll``,
             ``fid/low_posterior``, ``leakage/<tau>``) with these sample counts.
         recalibrate_batchnorm: First recompute the BatchNorm running statistics over this many
-            training batches (see :func:`~genae_lightning.metrics.recalibrate_batchnorm`); the
+            training batches (see :func:`~genae_lightning.latents.recalibrate_batchnorm`); the
             post-hoc priors of the checkpoint are then refitted here, since the codes change.
             0 uses the statistics ``FitLatentPrior`` checked at the end of fit, or runs that
             check here on checkpoints that were not checked (it says what it did; the

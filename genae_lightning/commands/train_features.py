@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 import genae_lightning.data  # noqa: F401  (registers DataModules for short names)
 from genae_lightning.data import ImageDataModule
-from genae_lightning.metrics import SmallClassifier
+from genae_lightning.features import SmallClassifier
 
 
 @torch.no_grad()

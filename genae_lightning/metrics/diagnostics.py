@@ -10,7 +10,7 @@
   z0 = g(z)), the identity otherwise.
 
 Every function takes a trained model (with ``posterior``, ``decode``, ``prior``) and data or an
-:class:`~genae_lightning.metrics.aggregate.AggregatePosterior`; :func:`submanifold_metrics` runs
+:class:`~genae_lightning.latents.aggregate.AggregatePosterior`; :func:`submanifold_metrics` runs
 them all under the names ``skl``, ``nll``, ``fid/low_posterior`` and ``leakage/<tau>``.
 """
 
@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from genae_lightning.functional import diag_gaussian_log_prob, gaussian_nll
-from genae_lightning.metrics.aggregate import aggregate_posterior, require_posterior
+from genae_lightning.latents.aggregate import aggregate_posterior, require_posterior
 from genae_lightning.priors import DecoupledPrior, Prior, StandardNormal
 
 if TYPE_CHECKING:

@@ -10,9 +10,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.functional import gaussian_nll
+from genae_lightning.latents.aggregate import AggregatePosterior, aggregate_posterior
 from genae_lightning.methods import AE, DPVAE
 from genae_lightning.metrics import FID
-from genae_lightning.metrics.aggregate import AggregatePosterior, aggregate_posterior
 from genae_lightning.metrics.diagnostics import (
     DiagnosticsConfig,
     dataset_nll,

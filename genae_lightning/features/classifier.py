@@ -6,15 +6,24 @@ Its numbers are only comparable with classifier FIDs computed with the same clas
 with Inception FID. Train one with ``genae train-features``.
 """
 
+import hashlib
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from genae_lightning.backbones.base import ImageShape, check_image_shape
-from genae_lightning.metrics.features import file_digest
 
 CLASSIFIER_FORMAT = "genae-feature-classifier-v1"
+
+
+def file_digest(path: str | Path, length: int = 12) -> str:
+    """Short blake2b hex digest of a file's content (for cache keys)."""
+    digest = hashlib.blake2b(digest_size=16)
+    with Path(path).open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:length]
 
 
 class SmallClassifier(nn.Module):

@@ -10,20 +10,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from genae_lightning.features.classifier import ClassifierFeatures, file_digest
+
 INCEPTION_URL = (
     "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
     "weights-inception-2015-12-05-6726825d.pth"
 )
 INCEPTION_FEATURES = 2048
-
-
-def file_digest(path: str | Path, length: int = 12) -> str:
-    """Short blake2b hex digest of a file's content (for cache keys)."""
-    digest = hashlib.blake2b(digest_size=16)
-    with Path(path).open("rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()[:length]
 
 
 def module_id(module: nn.Module, length: int = 12) -> str:
@@ -109,8 +102,6 @@ def resolve_feature(
         module), the Inception weights file (None for other extractors), and the name of the
         features in cache keys.
     """
-    from genae_lightning.metrics.classifier import ClassifierFeatures
-
     if isinstance(feature, nn.Module):
         return feature, None, module_id(feature)
     if feature in ("inception", INCEPTION_FEATURES, str(INCEPTION_FEATURES)):
