@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POINTS = ["ae_l2/l2=0.01", "ae_l2/l2=0.1", "injflow_ln/w=0.01/nu=1/schedule=compressed",
           "injflow_ln/w=0.001/nu=1/schedule=literal"]
 TINY = ["--dataset", "digits", "--steps", "3", "--batch-size", "32", "--latent-dim", "4",

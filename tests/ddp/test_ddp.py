@@ -21,7 +21,7 @@ from genae_lightning.methods import load_method
 from genae_lightning.priors import FullCovGaussian, GaussianMixture
 from tests.ddp.train_gmm import DATA, N_COMPONENTS, STOP, TOTAL
 
-SCRIPT = Path(__file__).parent / "ddp" / "train_gmm.py"
+SCRIPT = Path(__file__).parent / "train_gmm.py"
 LAUNCH_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--dataset", "digits", "--steps", "4", "--seeds", "0", "--matched", "--eval-samples", "64",
         "--eval-train", "200", "--feature-epochs", "1", "--diag-examples", "8", "--probes", "2",
         "--threads", "1"]

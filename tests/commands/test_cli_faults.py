@@ -103,7 +103,8 @@ def test_a_failed_fit_leaves_no_empty_version_folder(tmp_path, monkeypatch) -> N
     monkeypatch.chdir(tmp_path)
     with pytest.raises(RuntimeError, match="broken dataset"):
         cli.main(["fit", "--config", str(REPO / "configs" / "quickstart.yaml"),
-                  "--data", "tests.test_cli_faults.FailingSetup", "--trainer.max_steps", "1"])
+                  "--data", "tests.commands.test_cli_faults.FailingSetup",
+                  "--trainer.max_steps", "1"])
     runs = tmp_path / "outputs" / "quickstart" / "injflow_ln_digits"
     assert not runs.exists() or not list(runs.iterdir()), list(runs.rglob("*"))
 

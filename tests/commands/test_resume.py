@@ -10,7 +10,7 @@ from genae_lightning.checkpoint_io import SafeCheckpointIO
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import load_method
 from tests.conftest import tiny_trainer
-from tests.test_methods_contract import METHODS, build
+from tests.methods.test_methods_contract import METHODS, build
 
 STOP, TOTAL = 3, 7  # 4 batches per epoch: the stop is mid-epoch and the run crosses epochs
 

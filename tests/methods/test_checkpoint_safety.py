@@ -18,7 +18,7 @@ from genae_lightning.checkpoint import (
 from genae_lightning.checkpoint_io import SafeCheckpointIO
 from genae_lightning.cli import main
 from genae_lightning.methods import AE, load_method
-from tests.test_evaluate import fit_config
+from tests.commands.test_evaluate import fit_config
 
 # What a malicious pickle calls: os.system is posix.system on Linux.
 SYSTEM = f"{os.system.__module__}.{os.system.__name__}"

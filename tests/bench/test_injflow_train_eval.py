@@ -9,7 +9,7 @@ from genae_lightning.backbones import MLPBackbone
 from genae_lightning.latents import recalibrate_batchnorm
 from genae_lightning.methods import InjFlow
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "injflow_train_eval.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "injflow_train_eval.py"
 
 
 def load_script():

@@ -6,7 +6,7 @@ import torch
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import GenerativeAutoencoder, LossOutput
 from tests.conftest import tiny_trainer
-from tests.test_methods_contract import METHODS, SHAPE, build
+from tests.methods.test_methods_contract import METHODS, SHAPE, build
 
 # bfloat16 keeps 8 significant bits (unit roundoff 2^-8 = 0.4%) and float16 11 bits; autocast
 # rounds every linear/conv output to them, so a float32 loss built from those outputs is off by
