@@ -113,11 +113,16 @@ def low_posterior_latents(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """The n of ``n_candidates`` prior draws (10 n by default) with the lowest q(z); (n, d)."""
+    z = prior.sample(_candidates(n, n_candidates), generator=generator)
+    return z[q.log_prob(z).to(z.device).argsort()[:n]]
+
+
+def _candidates(n: int, n_candidates: int | None) -> int:
+    """Draws to pick the n least likely from: ``n_candidates``, 10 n by default."""
     n_candidates = n_candidates or 10 * n
     if n_candidates < n:
         raise ValueError(f"n_candidates ({n_candidates}) must be >= n ({n})")
-    z = prior.sample(n_candidates, generator=generator)
-    return z[q.log_prob(z).to(z.device).argsort()[:n]]
+    return n_candidates
 
 
 def generation_log_prob(prior: Prior, z: Tensor) -> Tensor:
@@ -133,10 +138,7 @@ def high_posterior_latents(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """The n of ``n_candidates`` q(z) draws (10 n by default) least likely under the prior."""
-    n_candidates = n_candidates or 10 * n
-    if n_candidates < n:
-        raise ValueError(f"n_candidates ({n_candidates}) must be >= n ({n})")
-    z = q.sample(n_candidates, generator=generator).to(prior.device)
+    z = q.sample(_candidates(n, n_candidates), generator=generator).to(prior.device)
     return z[generation_log_prob(prior, z).argsort()[:n]]
 
 
