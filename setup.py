@@ -2,7 +2,7 @@
 
 The repository keeps its configs at the top (``genae fit --config configs/...`` from a clone);
 installed, the same files live in ``genae_lightning/configs/``, where ``genae fit --config
-<name>`` and ``genae configs`` find them (see genae_lightning/config_files.py).
+<name>`` and ``genae configs`` find them (see genae_lightning/commands/config_files.py).
 """
 
 from setuptools import find_packages, setup

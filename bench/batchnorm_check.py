@@ -23,18 +23,17 @@ import lightning as L
 import torch
 
 from genae_lightning.backbones import ConvBackbone
+from genae_lightning.commands.train_features import train_classifier
 from genae_lightning.data import MNIST
-from genae_lightning.features import train_classifier
-from genae_lightning.methods import AE, GenerativeAutoencoder, InjFlow
-from genae_lightning.methods.constraints import Penalty
-from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
-from genae_lightning.metrics.batchnorm import (
+from genae_lightning.latents.batchnorm import (
     fixed_batches,
     mode_errors,
     recalibrate_batchnorm,
     recalibration_loader,
     settle_batchnorm,
 )
+from genae_lightning.methods import AE, GenerativeAutoencoder, InjFlow, Penalty
+from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
 
 
 class Probe(L.Callback):

@@ -28,19 +28,19 @@ from torchvision.utils import save_image
 
 from genae_lightning import methods
 from genae_lightning.backbones import MLPBackbone
-from genae_lightning.checkpoint import load_method
 from genae_lightning.data import MNIST
+from genae_lightning.latents.aggregate import aggregate_posterior
+from genae_lightning.methods import load_method
 from genae_lightning.metrics import FID
-from genae_lightning.metrics.aggregate import aggregate_posterior
 from genae_lightning.metrics.diagnostics import (
     DiagnosticsConfig,
     default_thresholds,
     high_posterior_latents,
     leakage_scores,
     low_posterior_latents,
-    plot_leakage,
     submanifold_metrics,
 )
+from genae_lightning.plots import plot_leakage
 from genae_lightning.priors import DecoupledPrior, StandardNormal
 
 # key -> (row labels with the standard / decoupled prior, class, shared hyperparameters)
@@ -124,7 +124,7 @@ def classifier(args: argparse.Namespace) -> str:
         return args.feature
     path = Path(args.out) / "mnist_classifier.pt"
     if not path.is_file():
-        from genae_lightning.features import train_classifier
+        from genae_lightning.commands.train_features import train_classifier
 
         model, acc = train_classifier(data(args), epochs=1, seed=args.seed, progress=False)
         model.save(path, test_accuracy=acc)

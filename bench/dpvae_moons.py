@@ -26,7 +26,7 @@ import torch
 from genae_lightning import methods
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.data import Moons
-from genae_lightning.metrics.aggregate import AggregatePosterior, aggregate_posterior
+from genae_lightning.latents.aggregate import AggregatePosterior, aggregate_posterior
 from genae_lightning.metrics.diagnostics import high_posterior_latents, low_posterior_latents
 from genae_lightning.priors import DecoupledPrior, StandardNormal
 

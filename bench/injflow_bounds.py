@@ -39,11 +39,12 @@ import torch
 
 from genae_lightning.backbones import Backbone, ConvBackbone, MLPBackbone
 from genae_lightning.callbacks import InjFlowDiagnostics
+from genae_lightning.commands.train_features import train_classifier
 from genae_lightning.data import MNIST, Digits, ImageDataModule
-from genae_lightning.features import train_classifier
+from genae_lightning.latents import recalibrate_batchnorm
+from genae_lightning.latents.batchnorm import recalibration_loader
 from genae_lightning.methods import AugmentedLagrangian, InjFlow, Penalty
-from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative, recalibrate_batchnorm
-from genae_lightning.metrics.batchnorm import recalibration_loader
+from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
 
 BOUNDS = ("log", "linear")
 # penalty: the paper's Penalty (mu = 1 + i / 1000); AL: constraint=AugmentedLagrangian();

@@ -6,7 +6,7 @@ reconstruction term and E||x - g(h(x))||^2 on 256 fixed validation images, with 
 network in train mode (batch statistics) and in eval mode (BatchNorm running statistics).
 ``--method ae`` runs the plain AE on the same backbone as the reference. At the end it
 recomputes the running statistics over ``--recalibrate`` training batches (the cumulative
-average, no gradient: ``genae_lightning.metrics.recalibrate_batchnorm``) and prints the
+average, no gradient: ``genae_lightning.latents.recalibrate_batchnorm``) and prints the
 eval-mode error again.
 
     python bench/injflow_train_eval.py --data-root ../shared/data --steps 1200 --bound linear
@@ -21,8 +21,8 @@ import torch
 from genae_lightning.backbones import ConvBackbone
 from genae_lightning.data import MNIST
 from genae_lightning.functional import sum_squared_error
+from genae_lightning.latents import recalibrate_batchnorm
 from genae_lightning.methods import AE, AugmentedLagrangian, GenerativeAutoencoder, InjFlow, Penalty
-from genae_lightning.metrics import recalibrate_batchnorm
 
 
 def fixed_batch_error(model: GenerativeAutoencoder, x: torch.Tensor, train_mode: bool) -> float:

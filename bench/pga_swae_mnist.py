@@ -25,9 +25,10 @@ from torch.utils.data import DataLoader, Subset
 
 from genae_lightning.backbones import DCGANBackbone
 from genae_lightning.data import MNIST
+from genae_lightning.features import SmallClassifier
 from genae_lightning.functional import denoising_error
 from genae_lightning.methods import LPGA, SWAE, VPGA, GenerativeAutoencoder
-from genae_lightning.metrics import FID, MetricsConfig, SmallClassifier, evaluate_generative
+from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
 
 
 def train_classifier(data: MNIST, path: Path, steps: int, seed: int = 0) -> float:

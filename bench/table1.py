@@ -6,7 +6,7 @@ Protocol (docs/benchmarks.md, "Table 1 reproduction"):
    schedule and the BatchNorm statistics as choices) is trained once, with ``--selection-seed``.
    Each run is evaluated on the **validation** split twice: with the BatchNorm running statistics
    as trained (EMA) and recalibrated over ``--recalibrate`` training batches
-   (``genae_lightning.metrics.recalibrate_batchnorm``). Train-mode and eval-mode reconstruction
+   (``genae_lightning.latents.recalibrate_batchnorm``). Train-mode and eval-mode reconstruction
    errors on fixed validation batches are recorded too (a BatchNorm-lag rule can be applied
    afterwards).
 2. **Selection.** For each method, the (grid point, BatchNorm statistics) pair with the lowest
@@ -56,16 +56,12 @@ from injflow_train_eval import fixed_batch_error  # noqa: E402
 
 from genae_lightning import methods  # noqa: E402
 from genae_lightning.backbones import Backbone, ConvBackbone, MLPBackbone  # noqa: E402
+from genae_lightning.commands.train_features import train_classifier  # noqa: E402
 from genae_lightning.data import MNIST, Digits, FashionMNIST, ImageDataModule  # noqa: E402
-from genae_lightning.features import train_classifier  # noqa: E402
+from genae_lightning.latents import recalibrate_batchnorm  # noqa: E402
+from genae_lightning.latents.batchnorm import recalibration_loader  # noqa: E402
 from genae_lightning.methods import AugmentedLagrangian, Constraint, Penalty  # noqa: E402
-from genae_lightning.metrics import (  # noqa: E402
-    FID,
-    MetricsConfig,
-    evaluate_generative,
-    recalibrate_batchnorm,
-)
-from genae_lightning.metrics.batchnorm import recalibration_loader  # noqa: E402
+from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative  # noqa: E402
 
 # key -> (row label, class name): the paper's rows, in its order
 METHODS: dict[str, tuple[str, str]] = {

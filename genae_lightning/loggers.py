@@ -48,7 +48,8 @@ class GenaeCSVLogger(CSVLogger):
     """``CSVLogger`` whose ``save_dir`` may be left out, so that a run follows its root folder.
 
     Under ``genae fit`` a missing ``save_dir`` becomes ``trainer.default_root_dir``
-    (:func:`genae_lightning.config_files.fill_logger_dirs`); elsewhere, the working directory.
+    (:func:`genae_lightning.commands.config_files.fill_logger_dirs`); elsewhere, the working
+    directory.
 
     Args:
         save_dir: Folder of the logs (``<save_dir>/<name>/version_<n>/metrics.csv``).

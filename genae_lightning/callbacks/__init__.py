@@ -1,7 +1,7 @@
 """Callbacks: post-hoc prior fitting, metrics, image grids, reliability."""
 
 from genae_lightning.callbacks.compile import CompileModules
-from genae_lightning.callbacks.fit_prior import FitLatentPrior, encode_dataset
+from genae_lightning.callbacks.fit_prior import FitLatentPrior
 from genae_lightning.callbacks.images import ImageLogger
 from genae_lightning.callbacks.injflow_diagnostics import InjFlowDiagnostics
 from genae_lightning.callbacks.metrics import GenerativeMetrics
@@ -15,6 +15,5 @@ __all__ = [
     "ImageLogger",
     "InjFlowDiagnostics",
     "NonFiniteGuard",
-    "encode_dataset",
     "was_interrupted",
 ]

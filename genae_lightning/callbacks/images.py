@@ -10,7 +10,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from genae_lightning.callbacks.metrics import GenerativeMetrics, epoch_due
-from genae_lightning.metrics import sample_batches
+from genae_lightning.latents import sample_batches
 from genae_lightning.priors import Prior
 
 

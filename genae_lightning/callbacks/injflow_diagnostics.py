@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
@@ -44,6 +43,7 @@ from genae_lightning.functional import (
     sum_squared_error,
 )
 from genae_lightning.methods.injflow import InjFlow
+from genae_lightning.plots import plot_spectrum
 
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -121,50 +121,6 @@ def injflow_diagnostics(
         "diag/constraint": sum_squared_error(x.double(), output.double()).mean(),
     }
     return Diagnostics({k: float(v) for k, v in metrics.items()}, sv)
-
-
-def plot_spectrum(
-    steps: list[int], quantiles: list[Tensor], eta: float, title: str = "", path: Path | None = None
-) -> Tensor:
-    """Plot the singular-value spectrum of J_g over training; returns the image (3, H, W) in [0, 1].
-
-    Args:
-        steps: Training step of each spectrum.
-        quantiles: Per step, a (3, d) tensor: the 10%, 50% and 90% quantiles over examples of
-            the i-th largest singular value. Medians are drawn for every step (colour = step),
-            the 10-90% band for the last one.
-        eta: Injectivity threshold, drawn as a dashed line.
-        title: Figure title.
-        path: Where to save the PNG (not saved when None).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    cmap = plt.get_cmap("viridis")
-    top = max(steps[-1], 1)
-    for step, q in zip(steps, quantiles, strict=True):
-        index = range(1, q.shape[1] + 1)
-        ax.plot(index, q[1].numpy(), color=cmap(step / top), lw=1.2)
-    last = quantiles[-1]
-    ax.fill_between(range(1, last.shape[1] + 1), last[0].numpy(), last[2].numpy(),
-                    color=cmap(1.0), alpha=0.2, label=f"10-90% over examples, step {steps[-1]}")
-    ax.axhline(eta, color="crimson", ls="--", lw=1, label=f"eta = {eta:g}")
-    ax.set(yscale="log", xlabel="index i (singular values in descending order)",
-           ylabel="singular value s_i of J_g(h(x))", title=title)
-    fig.colorbar(plt.cm.ScalarMappable(cmap=cmap, norm=plt.Normalize(0, top)), ax=ax,
-                 label="training step (median over examples)")
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
-    fig.canvas.draw()
-    image = torch.from_numpy(np.asarray(fig.canvas.buffer_rgba()).copy())  # (H, W, 4) uint8
-    plt.close(fig)
-    return image[..., :3].permute(2, 0, 1).float() / 255.0
 
 
 class InjFlowDiagnostics(L.Callback):

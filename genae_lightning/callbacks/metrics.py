@@ -9,8 +9,10 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 from torch.utils.data import Dataset
 
-from genae_lightning.metrics import FID, SAMPLERS, Collective, MetricsConfig, evaluate_generative
-from genae_lightning.metrics.batchnorm import batchnorm_layers
+from genae_lightning.distributed import Collective
+from genae_lightning.latents import SAMPLERS
+from genae_lightning.latents.batchnorm import batchnorm_layers
+from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
 from genae_lightning.priors import Prior
 
 

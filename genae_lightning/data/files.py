@@ -25,7 +25,8 @@ from torch.utils.data import Dataset
 from torchvision.datasets.utils import calculate_md5
 from torchvision.transforms.functional import pil_to_tensor
 
-from genae_lightning.data.base import ImageDataModule, to_unit_float
+from genae_lightning.data.base import ImageDataModule
+from genae_lightning.data.tensors import to_unit_float
 
 MAX_LISTED = 8
 """Missing names listed in an error message; more are counted, not listed."""

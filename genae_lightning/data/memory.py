@@ -16,8 +16,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler
 
-from genae_lightning.data.base import ImageTensorDataset, to_unit_float
 from genae_lightning.data.resumable import EpochShuffleSampler, ResumablePosition
+from genae_lightning.data.tensors import ImageTensorDataset, to_unit_float
 
 # device copies of the datasets' tensors, made once per (dataset, device)
 _DEVICE_COPIES: "weakref.WeakKeyDictionary[Dataset, tuple[torch.device, Tensor, Tensor]]" = (

@@ -10,14 +10,13 @@
   z0 = g(z)), the identity otherwise.
 
 Every function takes a trained model (with ``posterior``, ``decode``, ``prior``) and data or an
-:class:`~genae_lightning.metrics.aggregate.AggregatePosterior`; :func:`submanifold_metrics` runs
+:class:`~genae_lightning.latents.aggregate.AggregatePosterior`; :func:`submanifold_metrics` runs
 them all under the names ``skl``, ``nll``, ``fid/low_posterior`` and ``leakage/<tau>``.
 """
 
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -25,7 +24,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from genae_lightning.functional import diag_gaussian_log_prob, gaussian_nll
-from genae_lightning.metrics.aggregate import aggregate_posterior, require_posterior
+from genae_lightning.latents.aggregate import aggregate_posterior, require_posterior
 from genae_lightning.priors import DecoupledPrior, Prior, StandardNormal
 
 if TYPE_CHECKING:
@@ -114,11 +113,16 @@ def low_posterior_latents(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """The n of ``n_candidates`` prior draws (10 n by default) with the lowest q(z); (n, d)."""
+    z = prior.sample(_candidates(n, n_candidates), generator=generator)
+    return z[q.log_prob(z).to(z.device).argsort()[:n]]
+
+
+def _candidates(n: int, n_candidates: int | None) -> int:
+    """Draws to pick the n least likely from: ``n_candidates``, 10 n by default."""
     n_candidates = n_candidates or 10 * n
     if n_candidates < n:
         raise ValueError(f"n_candidates ({n_candidates}) must be >= n ({n})")
-    z = prior.sample(n_candidates, generator=generator)
-    return z[q.log_prob(z).to(z.device).argsort()[:n]]
+    return n_candidates
 
 
 def generation_log_prob(prior: Prior, z: Tensor) -> Tensor:
@@ -134,10 +138,7 @@ def high_posterior_latents(
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """The n of ``n_candidates`` q(z) draws (10 n by default) least likely under the prior."""
-    n_candidates = n_candidates or 10 * n
-    if n_candidates < n:
-        raise ValueError(f"n_candidates ({n_candidates}) must be >= n ({n})")
-    z = q.sample(n_candidates, generator=generator).to(prior.device)
+    z = q.sample(_candidates(n, n_candidates), generator=generator).to(prior.device)
     return z[generation_log_prob(prior, z).argsort()[:n]]
 
 
@@ -154,31 +155,6 @@ def leakage_scores(
     leaking = log_p[None, :] < taus[:, None]  # (T, n)
     ls = (score[None, :] * leaking).sum(1) / n
     return torch.where(leaking.any(1), ls, torch.full_like(ls, float("nan"))).cpu()
-
-
-def plot_leakage(
-    curves: dict[str, tuple[Sequence[float], Tensor]], path: str | Path, title: str = ""
-) -> Path:
-    """Save LS(tau) curves ``{label: (thresholds, scores)}`` as a PNG (the paper's Figure 4)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for label, (taus, scores) in curves.items():
-        dashed = "dp" not in label.lower()
-        ax.plot(list(taus), scores.tolist(), "--o" if dashed else "-o", label=label, ms=3)
-    ax.set_xlabel(r"threshold $\tau$ on $\log p(h(z))$")
-    ax.set_ylabel(r"leakage score LS($\tau$)")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
 
 
 @torch.no_grad()

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 from tqdm.auto import tqdm
 
-from genae_lightning.metrics.features import resolve_feature
+from genae_lightning.features.extractors import resolve_feature
 
 Reduce = Callable[[Tensor], Tensor]
 

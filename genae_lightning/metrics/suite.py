@@ -19,15 +19,16 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
-from genae_lightning.metrics.distributed import Collective
-from genae_lightning.metrics.fid import FID
-from genae_lightning.metrics.knn import knn_accuracy
-from genae_lightning.metrics.samplers import (
+from genae_lightning.distributed import Collective
+from genae_lightning.latents.encode import encode_dataset
+from genae_lightning.latents.samplers import (
     SAMPLERS,
-    module_prior_name,
+    check_samplers,
     posthoc_priors,
     sample_batches,
 )
+from genae_lightning.metrics.fid import FID
+from genae_lightning.metrics.knn import knn_accuracy
 from genae_lightning.priors import Prior
 
 
@@ -63,8 +64,7 @@ class MetricsConfig:
                              f"num_samples={self.num_samples}, batch_size={self.batch_size}, "
                              f"k={self.k}")
         self.samplers = tuple(self.samplers)
-        for sampler in self.samplers:
-            module_prior_name(sampler)  # raises on unknown names
+        check_samplers(self.samplers)
 
 
 @dataclass
@@ -117,8 +117,6 @@ def _training_codes(
     module: L.LightningModule, train: Dataset, config: MetricsConfig, collective: Collective,
     progress: bool,
 ) -> tuple[Tensor, Tensor | None]:
-    from genae_lightning.callbacks.fit_prior import encode_dataset  # here: no import cycle
-
     n = len(train) if config.knn_train_samples is None else min(config.knn_train_samples,
                                                                  len(train))
     loader = DataLoader(Subset(train, collective.shard(n)), batch_size=config.batch_size)

@@ -12,7 +12,7 @@ from genae_lightning.data.memory import InMemoryLoader, memory_loader
 from genae_lightning.data.resumable import EpochShuffleSampler
 from genae_lightning.methods import VAE
 from tests.conftest import tiny_trainer
-from tests.test_methods_contract import build
+from tests.methods.test_methods_contract import build
 
 SHAPE = (1, 8, 8)
 

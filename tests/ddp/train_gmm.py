@@ -1,4 +1,4 @@
-"""DDP on 2 CPU processes (gloo), run as a script by tests/test_ddp.py (not collected by pytest).
+"""DDP on 2 CPU processes (gloo), run as a script by tests/ddp/test_ddp.py (not collected).
 
 Lightning's ``ddp`` strategy starts rank 1 by running this script again, so it cannot run inside
 pytest. Two fits, both on 2 processes:

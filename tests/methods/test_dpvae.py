@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from genae_lightning.backbones import MLPBackbone
-from genae_lightning.checkpoint import load_method
 from genae_lightning.data import SyntheticImages
 from genae_lightning.functional import gaussian_kl_standard, mmd, reparameterize
 from genae_lightning.methods import (
@@ -14,6 +13,7 @@ from genae_lightning.methods import (
     BetaVAEH,
     FactorVAE,
     InfoVAE,
+    load_method,
 )
 from genae_lightning.priors import DecoupledPrior, StandardNormal
 from tests.conftest import tiny_trainer

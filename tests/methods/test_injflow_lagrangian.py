@@ -10,9 +10,9 @@ from genae_lightning.data import SyntheticImages
 from genae_lightning.functional import debiased, dual_ascent, moving_average
 from genae_lightning.methods import AugmentedLagrangian, InjFlow, Penalty
 from genae_lightning.methods.constraints import DualAscentMultiplier
+from tests.commands.test_resume import RecordLoss
 from tests.conftest import tiny_trainer
 from tests.methods.test_injflow import SHAPE, LinearBackbone, d
-from tests.test_resume import RecordLoss
 
 
 def build(**kw) -> InjFlow:

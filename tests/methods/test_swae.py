@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from genae_lightning.backbones import MLPBackbone
-from genae_lightning.checkpoint import load_method
 from genae_lightning.data import SyntheticImages
 from genae_lightning.functional import denoising_error, sum_squared_error
-from genae_lightning.methods import SWAE
+from genae_lightning.methods import SWAE, load_method
 from tests.conftest import tiny_trainer
 
 SHAPE = (1, 4, 4)

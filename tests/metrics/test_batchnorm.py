@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from genae_lightning.backbones import MLPBackbone
-from genae_lightning.methods import AE, InjFlow
-from genae_lightning.metrics import recalibrate_batchnorm
-from genae_lightning.metrics.batchnorm import (
+from genae_lightning.latents import recalibrate_batchnorm
+from genae_lightning.latents.batchnorm import (
     batchnorm_layers,
     describe,
     fixed_batches,
@@ -15,6 +14,7 @@ from genae_lightning.metrics.batchnorm import (
     settle_batchnorm,
     settle_for_evaluation,
 )
+from genae_lightning.methods import AE, InjFlow
 
 
 def model_with_batchnorm() -> InjFlow:

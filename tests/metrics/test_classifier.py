@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from genae_lightning.metrics import FID, ClassifierFeatures, SmallClassifier
+from genae_lightning.features import ClassifierFeatures, SmallClassifier
+from genae_lightning.metrics import FID
 
 from .conftest import batches, images
 

@@ -6,14 +6,9 @@ import torch
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.callbacks import GenerativeMetrics
 from genae_lightning.data import Digits
+from genae_lightning.features import ClassifierFeatures, SmallClassifier
 from genae_lightning.methods import AE
-from genae_lightning.metrics import (
-    FID,
-    ClassifierFeatures,
-    MetricsConfig,
-    SmallClassifier,
-    evaluate_generative,
-)
+from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
 from tests.conftest import tiny_trainer
 
 CONFIG = MetricsConfig(num_samples=64, knn_train_samples=200, batch_size=16, n_components=2,

@@ -10,9 +10,9 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.functional import gaussian_nll
+from genae_lightning.latents.aggregate import AggregatePosterior, aggregate_posterior
 from genae_lightning.methods import AE, VAE
 from genae_lightning.metrics import FID
-from genae_lightning.metrics.aggregate import AggregatePosterior, aggregate_posterior
 from genae_lightning.metrics.diagnostics import (
     DiagnosticsConfig,
     dataset_nll,
@@ -22,10 +22,10 @@ from genae_lightning.metrics.diagnostics import (
     importance_log_likelihood,
     leakage_scores,
     low_posterior_latents,
-    plot_leakage,
     submanifold_metrics,
     symmetric_kl,
 )
+from genae_lightning.plots import plot_leakage
 from genae_lightning.priors import DecoupledPrior, StandardNormal
 
 SHAPE = (1, 8, 8)

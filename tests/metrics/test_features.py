@@ -3,8 +3,9 @@ import urllib.error
 import pytest
 import torch
 
-from genae_lightning.metrics import FID, inception_weights
-from genae_lightning.metrics.features import INCEPTION_URL, inception_cache_path
+from genae_lightning.features import inception_weights
+from genae_lightning.features.extractors import INCEPTION_URL, inception_cache_path
+from genae_lightning.metrics import FID
 
 
 @pytest.fixture

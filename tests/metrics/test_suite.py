@@ -5,9 +5,10 @@ import torch
 
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.data import Digits
+from genae_lightning.latents import posthoc_priors
 from genae_lightning.methods import AE
-from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative, fit_gmm, posthoc_priors
-from genae_lightning.priors import FullCovGaussian
+from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
+from genae_lightning.priors import FullCovGaussian, GaussianMixture
 
 from .conftest import TinyFeatures
 
@@ -72,7 +73,7 @@ def test_fit_gmm_finds_separated_clusters() -> None:
     g = torch.Generator().manual_seed(0)
     means = torch.tensor([[-5.0, 0.0], [5.0, 0.0]])
     z = means[torch.arange(400) % 2] + 0.3 * torch.randn(400, 2, generator=g)
-    gmm = fit_gmm(z, n_components=2, progress=False)
+    gmm = GaussianMixture.fit(z, n_components=2)
     found = gmm.means[gmm.means[:, 0].argsort()]
     assert torch.allclose(found, means, atol=0.1)
     assert torch.allclose(gmm.weights, torch.tensor([0.5, 0.5]), atol=0.02)

@@ -5,7 +5,7 @@ import torch
 
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.methods import VAE
-from genae_lightning.metrics.traversal import interpolate, latent_traversal, prior_std
+from genae_lightning.plots import interpolate, latent_traversal, prior_std
 from genae_lightning.priors import DecoupledPrior
 
 SHAPE = (1, 8, 8)

@@ -5,9 +5,8 @@ import torch
 
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.callbacks import FitLatentPrior
-from genae_lightning.checkpoint import load_method
 from genae_lightning.data import SyntheticImages
-from genae_lightning.methods import AE
+from genae_lightning.methods import AE, load_method
 from genae_lightning.priors import FullCovGaussian, GaussianMixture, StandardNormal
 from tests.conftest import tiny_trainer
 

@@ -1,0 +1,126 @@
+"""What every command that reads a trained model shares: its checkpoint, its data, a device.
+
+A ``genae fit`` run keeps ``<log dir>/config.yaml`` beside ``<log dir>/checkpoints/*.ckpt``;
+:func:`parse_checkpoint_and_data` reads ``--ckpt_path`` first and takes the run's saved ``data``
+section as the default of ``--data`` (``--data.<arg>`` alone then overrides single arguments,
+e.g. ``root``), and :func:`load_checkpoint` reads the file once into the method and its step.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from jsonargparse import ArgumentParser, Namespace
+
+import genae_lightning.data  # noqa: F401  (registers DataModules for short names)
+from genae_lightning.checkpoint import read_checkpoint
+from genae_lightning.data import ImageDataModule
+from genae_lightning.methods import GenerativeAutoencoder, method_from_checkpoint
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when a GPU is present, else ``"cpu"``; other names unchanged."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def missing_checkpoint(path: str | Path) -> str:
+    """What to say when ``--ckpt_path`` names no file."""
+    return (f"checkpoint {str(path)!r} does not exist: pass the .ckpt file a `genae fit` run "
+            "wrote (under <log dir>/checkpoints/)")
+
+
+@dataclass
+class Loaded:
+    """A method rebuilt from its checkpoint.
+
+    Attributes:
+        path: The checkpoint file.
+        model: The method (hyperparameters, weights, fitted post-hoc priors).
+        global_step: The optimizer steps it had taken (None when not recorded).
+    """
+
+    path: Path
+    model: GenerativeAutoencoder
+    global_step: int | None
+
+
+def load_checkpoint(ckpt_path: str | Path, device: str = "cpu") -> Loaded:
+    """Read a checkpoint once (weights only) and rebuild its method on ``device``."""
+    path = Path(ckpt_path)
+    if not path.is_file():
+        raise FileNotFoundError(missing_checkpoint(path))
+    checkpoint = read_checkpoint(path, map_location=resolve_device(device))
+    model = method_from_checkpoint(checkpoint, str(path))
+    return Loaded(path, model, checkpoint.get("global_step"))
+
+
+def run_config(ckpt_path: Path) -> Path | None:
+    """The ``config.yaml`` LightningCLI saved for the run of a checkpoint, if any.
+
+    Looked for beside the checkpoint and one folder up (``<log dir>/checkpoints/last.ckpt``).
+    """
+    for folder in (ckpt_path.parent, ckpt_path.parent.parent):
+        if (folder / "config.yaml").is_file():
+            return folder / "config.yaml"
+    return None
+
+
+def saved_data(ckpt_path: Path) -> dict[str, Any] | None:
+    """The ``data`` section (class_path, init_args) of the run's saved config, if any."""
+    config = run_config(ckpt_path)
+    if config is None:
+        return None
+    data = (yaml.safe_load(config.read_text()) or {}).get("data")
+    return data if isinstance(data, dict) and "class_path" in data else None
+
+
+def ckpt_argument(argv: list[str]) -> str | None:
+    """``--ckpt_path`` from argv before the full parse (it decides the data defaults)."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--ckpt_path="):
+            return arg.split("=", 1)[1]
+        if arg == "--ckpt_path" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def add_checkpoint_and_data(parser: ArgumentParser, what: str) -> None:
+    """``--ckpt_path`` (required), ``--data`` (default: the run's saved data) and ``--device``."""
+    parser.add_argument("--ckpt_path", type=str, required=True, help=f"checkpoint to {what}")
+    parser.add_subclass_arguments(ImageDataModule, "data", required=False,
+                                  help="its data (default: the run's saved config.yaml)")
+    parser.add_argument("--device", type=str, default="auto",
+                        help="torch device, e.g. cpu or cuda; auto: a GPU when there is one")
+
+
+def parse_checkpoint_and_data(
+    parser: ArgumentParser, argv: list[str]
+) -> tuple[Namespace, ImageDataModule]:
+    """Parse argv with the run's saved data as default; returns the config and the DataModule.
+
+    The checkpoint is checked before the data, so a wrong path is named as such.
+
+    Raises:
+        FileNotFoundError: If ``--ckpt_path`` names no file.
+    """
+    given = ckpt_argument(argv)
+    if given is not None:
+        if not Path(given).is_file():
+            raise FileNotFoundError(missing_checkpoint(given))
+        data_default = saved_data(Path(given))
+        if data_default is not None:
+            parser.set_defaults(data=data_default)
+    cfg = parser.parse_args(argv)
+    ckpt = Path(cfg.ckpt_path)
+    if cfg.data is None:
+        parser.error(
+            f"cannot tell which data {str(ckpt)!r} was trained on: no --data was given and no "
+            f"config.yaml was found in {str(ckpt.parent)!r} or {str(ckpt.parent.parent)!r} "
+            "(`genae fit` saves it in the run's log dir). Pass the data, e.g. "
+            "--data MNIST --data.root ../shared/data"
+        )
+    return cfg, parser.instantiate(cfg).data

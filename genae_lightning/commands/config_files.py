@@ -1,0 +1,174 @@
+"""Config files of ``genae fit``: bundled names, composition from parts, run folders.
+
+- **Names.** ``--config quickstart`` (or ``injflow_cifar``, ``injflow_cifar.yaml``,
+  ``configs/injflow_cifar.yaml``) finds the config shipped with the package when no such file
+  exists; an existing path always wins. ``genae configs`` lists the bundled configs.
+- **Composition.** A config may start with ``defaults: [trainer/paper.yaml, data/mnist.yaml,
+  ...]``: part files (paths relative to the config) merged in order, then the config's own keys
+  on top. Mappings merge key by key; lists and scalars replace. The result is handed to
+  LightningCLI as one config, so ``--print_config`` and the run's saved ``config.yaml`` show it
+  fully resolved (without ``defaults``). A composed config's ``trainer.default_root_dir``
+  defaults to ``outputs/<file stem>`` and its ``CSVLogger`` is named after the file stem.
+- **Run folders.** Loggers given without ``save_dir`` write under ``trainer.default_root_dir``
+  (:func:`fill_logger_dirs`), and so do checkpoints and image grids, which follow the first
+  logger: ``--trainer.default_root_dir X`` moves a whole run.
+"""
+
+import argparse
+import difflib
+from pathlib import Path
+
+import yaml
+
+MAX_DEPTH = 8  # nesting of `defaults` (a cycle stops here with an error)
+
+
+def config_dir() -> Path:
+    """The bundled configs: ``genae_lightning/configs`` when installed, else ``configs/``."""
+    package = Path(__file__).resolve().parents[1]  # genae_lightning/
+    installed = package / "configs"
+    return installed if installed.is_dir() else package.parent / "configs"
+
+
+def available_configs() -> dict[str, Path]:
+    """Bundled configs by name: ``quickstart``, ..., and the W&B sweeps as ``sweeps/<name>``."""
+    root = config_dir()
+    found = {p.stem: p for p in sorted(root.glob("*.yaml"))}
+    found.update({f"sweeps/{p.stem}": p for p in sorted(root.glob("sweeps/*.yaml"))})
+    return found
+
+
+def resolve_config(value: str) -> Path:
+    """The config file that ``value`` names: an existing path, else a bundled config's name.
+
+    Raises:
+        FileNotFoundError: Neither a file nor a bundled name; the message lists close matches.
+    """
+    path = Path(value).expanduser()
+    if path.is_file():
+        return path
+    name = value.removeprefix("./").removeprefix("configs/")
+    for suffix in (".yaml", ".yml"):
+        name = name.removesuffix(suffix)
+    configs = available_configs()
+    by_stem = {n.removeprefix("sweeps/"): p for n, p in configs.items()}
+    if name in configs or name in by_stem:
+        return configs.get(name) or by_stem[name]
+    close = difflib.get_close_matches(name, list(configs), n=5, cutoff=0.5)
+    raise FileNotFoundError(
+        f"config {value!r}: expected an existing file or the name of a bundled config, got "
+        f"neither (no such file, and no {name}.yaml in {config_dir()}). "
+        + (f"Close matches: {', '.join(close)}. " if close else "")
+        + "Run `genae configs` to list the bundled configs."
+    )
+
+
+def merge(base: dict, override: dict) -> dict:
+    """``override`` on top of ``base``: mappings merge key by key, anything else replaces."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _load(path: Path, depth: int) -> object:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"config {path}: `defaults` nest deeper than {MAX_DEPTH} levels; "
+                         "expected parts without a cycle, remove the file that lists itself")
+    data = yaml.safe_load(path.read_text())
+    if not isinstance(data, dict) or "defaults" not in data:
+        return data
+    parts = data.pop("defaults")
+    if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+        raise ValueError(f"config {path}: `defaults` must be a list of part files (paths "
+                         f"relative to the config), got {parts!r}")
+    composed: dict = {}
+    for part in parts:
+        part_path = path.parent / part
+        if not part_path.is_file():
+            raise FileNotFoundError(f"config {path}: part {part!r} of `defaults` not found at "
+                                    f"{part_path}; expected a path relative to the config")
+        loaded = _load(part_path, depth + 1)
+        if not isinstance(loaded, dict):
+            raise ValueError(f"config {path}: part {part_path} must be a mapping, got "
+                             f"{type(loaded).__name__}")
+        composed = merge(composed, loaded)
+    return merge(composed, data)
+
+
+def compose(path: str | Path) -> object:
+    """The config at ``path`` with its ``defaults`` parts merged in (unchanged without them).
+
+    A composed config gets ``trainer.default_root_dir: outputs/<stem>`` and its CSVLogger
+    ``name: <stem>`` unless it sets them.
+    """
+    path = Path(path)
+    has_defaults = "defaults" in (yaml.safe_load(path.read_text()) or {})
+    config = _load(path, 0)
+    if not has_defaults:
+        return config
+    trainer = config.setdefault("trainer", {})
+    trainer.setdefault("default_root_dir", f"outputs/{path.stem}")
+    loggers = trainer.get("logger")
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        if isinstance(logger, dict) and str(logger.get("class_path")).endswith("CSVLogger"):
+            logger.setdefault("init_args", {}).setdefault("name", path.stem)
+    return config
+
+
+def _is_inline_yaml(value: str) -> bool:
+    return not Path(value).exists() and any(c in value for c in ":{}\n")
+
+
+def expand_config_args(argv: list[str]) -> list[str]:
+    """``argv`` with every ``--config``/``-c`` value resolved and, if composed, expanded.
+
+    A bundled name becomes its path; a config with ``defaults`` becomes its composed YAML text
+    (LightningCLI accepts YAML text wherever it accepts a config path).
+    """
+    out: list[str] = []
+    expect_value = False
+    for arg in argv:
+        if expect_value:
+            out.append(_expand(arg))
+            expect_value = False
+        elif arg in ("--config", "-c"):
+            out.append(arg)
+            expect_value = True
+        elif arg.startswith("--config="):
+            out.append("--config=" + _expand(arg.removeprefix("--config=")))
+        else:
+            out.append(arg)
+    return out
+
+
+def _expand(value: str) -> str:
+    if _is_inline_yaml(value):
+        return value
+    path = resolve_config(value)
+    raw = yaml.safe_load(path.read_text())
+    if isinstance(raw, dict) and "defaults" in raw:
+        return yaml.safe_dump(compose(path), sort_keys=False)
+    return str(path)
+
+
+def fill_logger_dirs(config: argparse.Namespace) -> None:
+    """Give every logger of a parsed config without ``save_dir`` the trainer's root folder.
+
+    ``config`` is LightningCLI's parsed (not yet instantiated) config of one subcommand.
+    Checkpoints (``ModelCheckpoint`` without ``dirpath``) and image grids (``ImageLogger``
+    without ``save_dir``) follow the first logger, so the whole run lands under
+    ``trainer.default_root_dir`` (the working directory when unset, as in Lightning).
+    """
+    trainer = config.get("trainer")
+    if trainer is None:
+        return
+    root = str(trainer.get("default_root_dir") or ".")
+    loggers = trainer.get("logger")
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        init_args = getattr(logger, "init_args", None)
+        if init_args is not None and "save_dir" in init_args and init_args.save_dir is None:
+            init_args.save_dir = root

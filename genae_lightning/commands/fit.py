@@ -1,0 +1,112 @@
+"""``genae fit|validate|test|predict``: LightningCLI over any method and image DataModule.
+
+:class:`GenaeCLI` links the data's image shape into the model, resolves ``--ckpt_path last`` and
+refuses a checkpoint the run cannot continue (:mod:`~genae_lightning.commands.resume`);
+:func:`fit` runs it with the interrupt and non-finite guards and the safe checkpoint IO, the
+config arguments composed first (:mod:`~genae_lightning.commands.config_files`).
+"""
+
+import sys
+from pathlib import Path
+
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_info
+
+import genae_lightning.callbacks  # noqa: F401  (registers callbacks for short names)
+import genae_lightning.data  # noqa: F401  (registers DataModules for short names)
+import genae_lightning.methods  # noqa: F401  (registers methods for short names)
+from genae_lightning.callbacks import GracefulInterrupt, NonFiniteGuard
+from genae_lightning.callbacks.reliability import INTERRUPTED_EXIT_CODE
+from genae_lightning.checkpoint import read_checkpoint
+from genae_lightning.checkpoint_io import SAFE_CHECKPOINT_IO
+from genae_lightning.commands.config_files import expand_config_args, fill_logger_dirs
+from genae_lightning.commands.resume import check_data, check_method, find_last_checkpoint
+from genae_lightning.data import ImageDataModule
+from genae_lightning.loggers import describe_runs
+from genae_lightning.methods import GenerativeAutoencoder
+
+# LightningCLI's own subcommands, which :func:`fit` runs.
+SUBCOMMANDS = ("fit", "validate", "test", "predict")
+
+
+class GenaeCLI(LightningCLI):
+    """LightningCLI whose model is any method and whose data is any image DataModule."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        """Link the data's image shape into the model, so it is typed once."""
+        # as a list: the type a YAML config gives, so model and data hparams agree in the loggers
+        parser.link_arguments(
+            "data.image_shape",
+            "model.init_args.image_shape",
+            compute_fn=list,
+            apply_on="instantiate",
+        )
+
+    def _parse_ckpt_path(self) -> None:
+        """Keep the model the config describes when a checkpoint is given.
+
+        LightningCLI would replace the config's model settings by the checkpoint's, silently
+        dropping overrides and even swapping the method; ``check_resume`` compares them instead
+        and refuses any difference.
+        """
+
+    def check_resume(self, subcommand: str) -> None:
+        """Resolve ``--ckpt_path last`` and refuse a checkpoint this run cannot continue.
+
+        The method (class and hyperparameters) must be the checkpoint's for every subcommand;
+        ``fit`` also keeps the data settings that decide the split and the batches' order.
+        """
+        ckpt_path = self.config_init[subcommand].get("ckpt_path")
+        if not ckpt_path or ckpt_path in ("best", "hpc"):
+            return
+        if ckpt_path == "last":
+            ckpt_path = find_last_checkpoint(self.trainer)
+            rank_zero_info(f"--ckpt_path last: resuming from {ckpt_path}")
+            self.config_init[subcommand]["ckpt_path"] = str(ckpt_path)
+        path = Path(ckpt_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+        checkpoint = read_checkpoint(path)
+        check_method(path, checkpoint, self.model)
+        if subcommand == "fit" and self.datamodule is not None:
+            check_data(path, checkpoint, self.datamodule)
+
+    def before_instantiate_classes(self) -> None:
+        """Loggers without ``save_dir`` write under ``trainer.default_root_dir``."""
+        fill_logger_dirs(self.config.get(str(self.subcommand), self.config))
+
+    def before_fit(self) -> None:
+        """Check the resume, then group and tag W&B runs by dataset and method."""
+        self.check_resume(self.subcommand)
+        describe_runs(self.trainer, self.model, self.datamodule)
+
+    before_validate = before_test = before_fit
+
+
+def fit(argv: list[str]) -> None:
+    """Run LightningCLI on ``argv`` (``fit|validate|test|predict ...``).
+
+    ``genae fit`` exits with status ``INTERRUPTED_EXIT_CODE`` (3) when Ctrl-C or SIGTERM stopped
+    it early with a resumable ``interrupted.ckpt`` (see docs/errors.md, "Interrupts").
+    """
+    interrupt = GracefulInterrupt()
+    try:
+        GenaeCLI(
+            GenerativeAutoencoder,
+            ImageDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            save_config_kwargs={"overwrite": True},
+            trainer_defaults={
+                "callbacks": [interrupt, NonFiniteGuard()],
+                "plugins": [SAFE_CHECKPOINT_IO],
+            },
+            args=expand_config_args(argv),
+        )
+    except SystemExit as exit_:  # Lightning ends a SIGTERM'd run with a bare SystemExit
+        if interrupt.saved is None or exit_.code not in (None, 0):
+            raise
+    if interrupt.saved is not None:
+        print(f"genae: interrupted; resumable from {interrupt.saved}; exiting with status "
+              f"{INTERRUPTED_EXIT_CODE}", file=sys.stderr)
+        raise SystemExit(INTERRUPTED_EXIT_CODE)
