@@ -101,6 +101,18 @@ def test_no_row_is_listed_twice() -> None:
     assert not twice, "\n".join(twice)
 
 
+def test_the_fault_case_counts_are_those_of_the_table() -> None:
+    text = DOC.read_text()
+    section = text.split("## Fault cases tried", 1)[1].split("\n## ", 1)[0]
+    stated = re.search(r"(\d+) cases: ([^(]+)\(", section)
+    assert stated, "the fault-case section states no count"
+    kinds = [line.split("|")[1].strip() for _, line in tables(section)[0][2:]]
+    said = {kind.strip(): int(n) for n, kind in re.findall(r"(\d+) ([a-z ]+)", stated.group(2))}
+    assert int(stated.group(1)) == len(kinds) == sum(said.values())
+    assert said == {kind: kinds.count(kind) for kind in set(kinds)}
+    assert len(kinds) >= 47
+
+
 def test_references_resolve_continuations_and_ids() -> None:
     text = ("see `tests/a/test_b.py::test_c[x-1]`, `::test_d` and `tests/e.py`\n"
             "then `::test_f`; `not a test` and `tests/a/test_b.py::test_g`")
