@@ -26,6 +26,27 @@ from genae_lightning.data.files import (
     try_download,
 )
 
+# The only globals a CIFAR batch needs: numpy's array reconstruction (numpy 1 and 2 spell it
+# differently). Anything else in the file would be code to run, and is refused.
+_CIFAR_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+})
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """An unpickler that builds plain containers and numpy arrays, and nothing else."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"it needs the global {module}.{name}, which a CIFAR batch never holds "
+                "(refused: unpickling it could run code)"
+            )
+        return super().find_class(module, name)
+
 
 def read_pickle(path: Path) -> dict[str, Any]:
     """Read one CIFAR python-pickle batch (a dict, pickled by Python 2) from ``path``.
@@ -35,7 +56,7 @@ def read_pickle(path: Path) -> dict[str, Any]:
     """
     try:
         with path.open("rb") as file:
-            content = pickle.load(file, encoding="latin1")
+            content = _ArrayUnpickler(file, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as error:
         raise ValueError(f"{path} is corrupt ({error}); delete it and re-run.") from error
     if not isinstance(content, dict):

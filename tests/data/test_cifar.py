@@ -156,3 +156,23 @@ def test_reads_from_a_read_only_root(root: Path) -> None:
             path.chmod(0o755)
     assert sorted((p, p.stat().st_mtime) for p in root.rglob("*")) == before
     assert len(dm.test_dataset) == 10
+
+
+class _Payload:
+    """Unpickling this would create a marker file: a batch file crafted to run code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_batch_file_that_would_run_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "data_batch_1"
+    path.write_bytes(pickle.dumps({b"data": _Payload(marker)}))
+    with pytest.raises(ValueError,
+                       match=r"data_batch_1 is corrupt .*needs the global (io|builtins)\.open"):
+        cifar_module.read_pickle(path)
+    assert not marker.exists()
