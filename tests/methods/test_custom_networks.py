@@ -1,5 +1,10 @@
 """Every method takes your own ``encoder=``/``decoder=`` modules instead of a backbone."""
 
+import inspect
+import re
+import sys
+import types
+
 import pytest
 import torch
 from torch import nn
@@ -8,11 +13,16 @@ import genae_lightning.methods as methods
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.checkpoint import load_method
 from genae_lightning.data import SyntheticImages
+from genae_lightning.methods import GenerativeAutoencoder
 from genae_lightning.methods.base import GaussianPosteriorAutoencoder
-from tests.conftest import tiny_trainer
-from tests.test_methods_contract import METHODS
+from tests.conftest import REPO, tiny_trainer
 
 SHAPE, D = (1, 8, 8), 4
+METHODS = sorted(
+    (obj for name in methods.__all__ if inspect.isclass(obj := getattr(methods, name))
+     and issubclass(obj, GenerativeAutoencoder) and obj is not GenerativeAutoencoder),
+    key=lambda c: c.__name__,
+)
 
 
 def networks(cls: type, latent_dim: int = D) -> tuple[nn.Module, nn.Module]:
@@ -117,3 +127,34 @@ def test_checkpoint_round_trip_needs_the_modules_again(cls, tmp_path) -> None:
         cls.load_from_checkpoint(ckpt, encoder=networks(cls)[0])
     with pytest.raises(ValueError, match=message):
         load_method(ckpt)  # what `genae sample` and `genae evaluate` use
+
+
+def docs_blocks() -> list[str]:
+    """The Python code blocks of docs/backbones.md."""
+    text = (REPO / "docs" / "backbones.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def test_docs_encoder_decoder_example_runs() -> None:
+    namespace: dict = {}
+    exec(docs_blocks()[0], namespace)  # noqa: S102 - the documented example
+    assert namespace["x_hat"].shape == (8, 1, 28, 28)
+
+
+def test_docs_backbone_example_trains_and_loads_weights_only(tmp_path, monkeypatch) -> None:
+    module = types.ModuleType("docs_backbones_example")  # as if saved in a file and imported
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    exec(docs_blocks()[2], module.__dict__)  # noqa: S102 - the documented TinyMLP
+    torch.manual_seed(0)
+    model = methods.VAE(image_shape=SHAPE, latent_dim=D, backbone=module.TinyMLP(16))
+    trainer = tiny_trainer(tmp_path)
+    trainer.fit(model, datamodule=SyntheticImages(image_shape=SHAPE, num_samples=32,
+                                                  batch_size=8))
+    ckpt = tmp_path / "tiny.ckpt"
+    trainer.save_checkpoint(ckpt)
+    reloaded = load_method(ckpt)  # weights-only: the subclass registered itself
+    assert type(reloaded.hparams["backbone"]).__name__ == "TinyMLP"
+    x = torch.rand(3, *SHAPE)
+    model.eval()
+    reloaded.eval()
+    torch.testing.assert_close(reloaded(x), model(x))
