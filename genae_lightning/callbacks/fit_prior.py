@@ -103,11 +103,11 @@ class FitLatentPrior(L.Callback):
     """After training, fit a full-covariance Gaussian and a GMM to the encoded training set.
 
     The fitted priors live on the module (``model.sample(n, prior="gmm")``) and in its checkpoints:
-    after fitting, every checkpoint file the run keeps (each ``ModelCheckpoint``'s last, best and
-    top-k files) that holds the final weights is written again, through the trainer's checkpoint
-    IO (atomic with ``SafeCheckpointIO``), so that it holds them; a kept file of an earlier step
-    (a best checkpoint of an earlier epoch) cannot get priors fitted to other weights and is
-    named in a warning (see :meth:`write_priors_into_checkpoints`).
+    after fitting, the last checkpoint of every ``ModelCheckpoint`` and each of its best and
+    top-k files that holds the final weights are written again, through the trainer's
+    checkpoint IO (atomic with ``SafeCheckpointIO``), so that they hold them; a best or top-k
+    file of an earlier step (a best checkpoint of an earlier epoch) cannot get priors fitted to
+    other weights and is named in a warning (see :meth:`write_priors_into_checkpoints`).
 
     Args:
         n_components: GMM components (the InjFlow paper: 10, full covariances).
@@ -247,10 +247,11 @@ class FitLatentPrior(L.Callback):
         """Rewrite every kept checkpoint of the final weights so it holds the fitted priors.
 
         The files are every ``ModelCheckpoint``'s ``last_model_path``, ``best_model_path`` and
-        ``best_k_models`` that exist (a ``last`` link is followed to its file). A file saved at
-        the trainer's final ``global_step`` holds the weights the priors were fitted to: it is
+        ``best_k_models`` that exist. The ``last`` file (the run's latest state) and every file
+        saved at the trainer's final ``global_step`` (the weights the priors were fitted to) are
         written again with ``trainer.save_checkpoint`` (all processes take part; rank 0 decides
-        which files). A file of an earlier step is left as it is and named in a warning.
+        which files). A best or top-k file of an earlier step is left as it is and named in a
+        warning.
 
         Returns:
             The files written again.
@@ -272,23 +273,31 @@ class FitLatentPrior(L.Callback):
 
 
 def kept_checkpoints(trainer: L.Trainer) -> tuple[list[Path], list[tuple[Path, int]]]:
-    """The existing files of every ``ModelCheckpoint``, split by step: (final step, earlier).
+    """The existing files of every ``ModelCheckpoint``: those to rewrite, and earlier ones.
+
+    A ``last`` file is the run's latest state: it is always rewritten (as the final state, as
+    before this callback wrote any other file). A best or top-k file is rewritten when it was
+    saved at ``trainer.global_step`` (it holds the final weights), else reported with its step.
 
     Returns:
-        The files saved at ``trainer.global_step``, and ``(file, its step)`` of the others.
+        The files to rewrite, and ``(file, its step)`` of the files of earlier steps.
     """
-    paths: dict[Path, None] = {}
+    last: dict[Path, None] = {}
+    others: dict[Path, None] = {}
     for cb in trainer.checkpoint_callbacks:
-        names = [getattr(cb, "last_model_path", ""), getattr(cb, "best_model_path", ""),
-                 *getattr(cb, "best_k_models", {})]
-        for name in names:
+        name = getattr(cb, "last_model_path", "")
+        if name and "://" not in str(name) and Path(name).exists():
+            last[Path(name)] = None  # a link is replaced by the file, its target left alone
+        for name in [getattr(cb, "best_model_path", ""), *getattr(cb, "best_k_models", {})]:
             if name and "://" not in str(name) and Path(name).exists():
-                paths[Path(name).resolve()] = None
-    current, earlier = [], []
-    for path in paths:
+                others[Path(name).resolve()] = None
+    rewrite, earlier = list(last), []
+    for path in others:
+        if any(path == p.resolve() and not p.is_symlink() for p in last):
+            continue  # the last file itself
         step = int(read_checkpoint(path, map_location="cpu").get("global_step", -1))
         if step == trainer.global_step:
-            current.append(path)
+            rewrite.append(path)
         else:
             earlier.append((path, step))
-    return current, earlier
+    return rewrite, earlier
