@@ -13,11 +13,12 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from genae_lightning.callbacks.reliability import was_interrupted
+from genae_lightning.checkpoint import read_checkpoint
 from genae_lightning.distributed import Collective
 from genae_lightning.latents.batchnorm import (
     DEFAULT_BATCHES,
@@ -39,8 +40,11 @@ class FitLatentPrior(L.Callback):
     """After training, fit a full-covariance Gaussian and a GMM to the encoded training set.
 
     The fitted priors live on the module (``model.sample(n, prior="gmm")``) and in its checkpoints:
-    after fitting, the last checkpoint of every ``ModelCheckpoint`` is written again so that it
-    holds them.
+    after fitting, the last checkpoint of every ``ModelCheckpoint`` and each of its best and
+    top-k files that holds the final weights are written again, through the trainer's
+    checkpoint IO (atomic with ``SafeCheckpointIO``), so that they hold them; a best or top-k
+    file of an earlier step (a best checkpoint of an earlier epoch) cannot get priors fitted to
+    other weights and is named in a warning (see :meth:`write_priors_into_checkpoints`).
 
     Args:
         n_components: GMM components (the InjFlow paper: 10, full covariances).
@@ -169,13 +173,68 @@ class FitLatentPrior(L.Callback):
         pl_module.batchnorm_check = None
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """Settle BatchNorm, fit the priors, then rewrite the last checkpoints to include them."""
+        """Settle BatchNorm, fit the priors, then rewrite the kept checkpoints to include them."""
         if was_interrupted(trainer):  # the run will resume; fit at its real end
             return
         self.settle_batchnorm(trainer, pl_module)
         self._fit_distributed(trainer, pl_module)
-        for cb in trainer.checkpoint_callbacks:
-            last = getattr(cb, "last_model_path", "")
-            # decided on rank 0 (which writes checkpoints): saving is collective under DDP
-            if trainer.strategy.broadcast(bool(last) and Path(last).exists(), src=0):
-                trainer.save_checkpoint(last)
+        self.write_priors_into_checkpoints(trainer)
+
+    def write_priors_into_checkpoints(self, trainer: L.Trainer) -> list[Path]:
+        """Rewrite every kept checkpoint of the final weights so it holds the fitted priors.
+
+        The files are every ``ModelCheckpoint``'s ``last_model_path``, ``best_model_path`` and
+        ``best_k_models`` that exist. The ``last`` file (the run's latest state) and every file
+        saved at the trainer's final ``global_step`` (the weights the priors were fitted to) are
+        written again with ``trainer.save_checkpoint`` (all processes take part; rank 0 decides
+        which files). A best or top-k file of an earlier step is left as it is and named in a
+        warning.
+
+        Returns:
+            The files written again.
+        """
+        current, earlier = ([], []) if not trainer.is_global_zero else kept_checkpoints(trainer)
+        current, earlier = trainer.strategy.broadcast((current, earlier), src=0)
+        for path in current:
+            trainer.save_checkpoint(path)
+        if earlier:
+            names = ", ".join(f"{str(path)!r} (step {step})" for path, step in earlier)
+            rank_zero_warn(
+                f"FitLatentPrior fitted the post-hoc priors to the weights of step "
+                f"{trainer.global_step}; these kept checkpoints hold weights of earlier steps and "
+                f"do not contain them: {names}. Sample them with --prior standard, or fit the "
+                "priors to one after loading it: FitLatentPrior().fit_module(model, "
+                "train_dataloader), then save it"
+            )
+        return [Path(p) for p in current]
+
+
+def kept_checkpoints(trainer: L.Trainer) -> tuple[list[Path], list[tuple[Path, int]]]:
+    """The existing files of every ``ModelCheckpoint``: those to rewrite, and earlier ones.
+
+    A ``last`` file is the run's latest state: it is always rewritten (as the final state, as
+    before this callback wrote any other file). A best or top-k file is rewritten when it was
+    saved at ``trainer.global_step`` (it holds the final weights), else reported with its step.
+
+    Returns:
+        The files to rewrite, and ``(file, its step)`` of the files of earlier steps.
+    """
+    last: dict[Path, None] = {}
+    others: dict[Path, None] = {}
+    for cb in trainer.checkpoint_callbacks:
+        name = getattr(cb, "last_model_path", "")
+        if name and "://" not in str(name) and Path(name).exists():
+            last[Path(name)] = None  # a link is replaced by the file, its target left alone
+        for name in [getattr(cb, "best_model_path", ""), *getattr(cb, "best_k_models", {})]:
+            if name and "://" not in str(name) and Path(name).exists():
+                others[Path(name).resolve()] = None
+    rewrite, earlier = list(last), []
+    for path in others:
+        if any(path == p.resolve() and not p.is_symlink() for p in last):
+            continue  # the last file itself
+        step = int(read_checkpoint(path, map_location="cpu").get("global_step", -1))
+        if step == trainer.global_step:
+            rewrite.append(path)
+        else:
+            earlier.append((path, step))
+    return rewrite, earlier

@@ -2,7 +2,7 @@
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
@@ -19,6 +19,9 @@ class AE(GenerativeAutoencoder):
         image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
         latent_dim: Latent dimension (the InjFlow paper: 32 for MNIST, 128 for CIFAR-10/CelebA).
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
@@ -32,8 +35,11 @@ class AE(GenerativeAutoencoder):
         latent_dim: int = 32,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
-        super().__init__(image_shape, latent_dim, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         self.save_hyperparameters()
 
     def loss(self, x: Tensor) -> LossOutput:

@@ -25,6 +25,9 @@ class AEL2(AE):
         latent_dim: Latent dimension.
         l2_weight: Weight of ||theta_g||^2 (>= 0); the paper searches {0.001, 0.01, 0.1, 0.5, 1}.
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
@@ -39,10 +42,13 @@ class AEL2(AE):
         l2_weight: float = 0.01,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         if l2_weight < 0:
             raise ValueError(f"l2_weight must be >= 0, got {l2_weight}")
-        super().__init__(image_shape, latent_dim, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         self.l2_weight = l2_weight
         self.save_hyperparameters()
 
@@ -77,6 +83,9 @@ class AESN(AE):
         latent_dim: Latent dimension.
         n_power_iterations: Power iterations per training forward pass for sigma(W) (>= 1).
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
@@ -92,10 +101,13 @@ class AESN(AE):
         n_power_iterations: int = 1,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         if n_power_iterations < 1:
             raise ValueError(f"n_power_iterations must be >= 1, got {n_power_iterations}")
-        super().__init__(image_shape, latent_dim, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         if spectral_normalize(self.decoder, n_power_iterations) == 0:
             raise ValueError("AESN found no linear or convolutional decoder layer to normalise")
         self.save_hyperparameters()
@@ -116,6 +128,9 @@ class CAE(GenerativeAutoencoder):
             (||J^T u||^2, u ~ N(0, I_d)); see ``functional.jacobian``.
         fd_eps: Step of the finite-difference estimator.
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
@@ -132,11 +147,14 @@ class CAE(GenerativeAutoencoder):
         fd_eps: float = 0.01,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         if jac_weight < 0:
             raise ValueError(f"jac_weight must be >= 0, got {jac_weight}")
         check_jvp_mode(jvp, fd_eps)
-        super().__init__(image_shape, latent_dim, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         self.jac_weight, self.jvp, self.fd_eps = jac_weight, jvp, fd_eps
         self.save_hyperparameters()
 

@@ -5,17 +5,20 @@ The rest lives beside it: checkpoints in :mod:`.checkpointing`, per-step seeding
 policy in the ``NonFiniteGuard`` callback) and post-hoc priors in ``priors.posthoc``.
 """
 
+import inspect
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
-from genae_lightning.backbones import Backbone, ConvBackbone
+from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape, check_image_shape
 from genae_lightning.methods.checkpointing import CheckpointedModule
 from genae_lightning.methods.inputs import check_batch_shape, check_pixel_range
+from genae_lightning.methods.networks import NETWORK_ARGS, build_networks
 from genae_lightning.methods.nonfinite import (
     NonFiniteHandler,
     NonFiniteLossError,
@@ -47,15 +50,24 @@ class GenerativeAutoencoder(CheckpointedModule):
 
     Subclasses write ``loss(x) -> LossOutput`` and, where needed, ``encode`` and ``sample``.
     Methods with other players (a discriminator) override the two hooks of a training step,
-    ``training_loss`` and ``update``.
+    ``training_loss`` and ``update``. ``model(x)`` is ``reconstruct(x)``.
+
+    The networks come from ``backbone`` or are passed as ``encoder`` and ``decoder`` (see
+    :mod:`genae_lightning.methods.networks`). Those two modules are never saved as
+    hyperparameters (``save_hyperparameters`` leaves them out), so a checkpoint of such a model
+    is loaded with them again: ``Method.load_from_checkpoint(path, encoder=..., decoder=...)``.
 
     Args:
         image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
         latent_dim: Dimension d of the latent space.
-        backbone: Encoder/decoder factory; the InjFlow paper's ``ConvBackbone()`` by default.
+        backbone: Encoder/decoder factory; the InjFlow paper's ``ConvBackbone()`` when neither
+            it nor ``encoder``/``decoder`` is given.
         optimizer: Optimizer factory taking the parameters; Adam with lr 1e-3 by default.
         encoder_features: Width of the encoder output (``2 * latent_dim`` for Gaussian posteriors);
             ``latent_dim`` when None.
+        encoder: Your own encoder, (B, C, H, W) -> (B, encoder width), instead of ``backbone``'s;
+            needs ``decoder``.
+        decoder: Your own decoder, (B, latent_dim) -> (B, C, H, W); needs ``encoder``.
     """
 
     def __init__(
@@ -65,20 +77,21 @@ class GenerativeAutoencoder(CheckpointedModule):
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         encoder_features: int | None = None,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if latent_dim < 1:
             raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
         self.image_shape = check_image_shape(image_shape)
         self.latent_dim = latent_dim
-        backbone = backbone if backbone is not None else ConvBackbone()
-        if not isinstance(backbone, Backbone):
-            raise TypeError(
-                f"backbone must be a genae_lightning.backbones.Backbone (e.g. ConvBackbone()), "
-                f"got {type(backbone).__name__}"
-            )
-        self.encoder = backbone.encoder(self.image_shape, encoder_features or latent_dim)
-        self.decoder = backbone.decoder(latent_dim, self.image_shape)
+        self.encoder, self.decoder = build_networks(
+            type(self).__name__, self.image_shape, latent_dim, encoder_features or latent_dim,
+            backbone, encoder, decoder)
+        # recorded in checkpoints: loading them needs these modules again
+        self.custom_networks = None if encoder is None else {
+            name: f"{type(m).__module__}.{type(m).__qualname__}"
+            for name, m in (("encoder", encoder), ("decoder", decoder))}
         self.optimizer_factory = optimizer
         self.prior: Prior = StandardNormal(latent_dim)
         self.posthoc_priors = PosthocPriors(latent_dim)
@@ -86,6 +99,22 @@ class GenerativeAutoencoder(CheckpointedModule):
         self.register_buffer("nonfinite_skipped", torch.tensor(0))  # NonFiniteGuard's count
         self.nonfinite_handler: NonFiniteHandler = stop_if_nonfinite  # NonFiniteGuard's, if any
         self._input_checked = False
+
+    def save_hyperparameters(self, *args: Any, ignore: Any = None,
+                             frame: FrameType | None = None, logger: bool = True) -> None:
+        """Lightning's ``save_hyperparameters``, always leaving out ``encoder`` and ``decoder``.
+
+        Modules passed as ``encoder=``/``decoder=`` are not settings: they are not pickled into
+        checkpoints or logged (their weights are in the state dict).
+        """
+        frame = frame or inspect.currentframe().f_back  # type: ignore[union-attr]
+        ignore = [ignore] if isinstance(ignore, str) else list(ignore or [])
+        super().save_hyperparameters(*args, ignore=[*ignore, *NETWORK_ARGS], frame=frame,
+                                     logger=logger)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``model(x)``: the reconstruction ``decode(encode(x))``, (B, C, H, W)."""
+        return self.reconstruct(x)
 
     def encode(self, x: Tensor) -> Tensor:
         """Deterministic code of x, (B, C, H, W) -> (B, d)."""

@@ -43,6 +43,9 @@ class CheckpointedModule(L.LightningModule):
             "version": __version__,
             "posthoc_priors": sorted(self.posthoc_priors.keys()),
         }
+        networks = getattr(self, "custom_networks", None)
+        if networks:  # encoder=/decoder= modules: loading needs them again
+            checkpoint["genae"]["custom_networks"] = dict(networks)
         record = getattr(self, "batchnorm_check", None)
         if record is not None:  # FitLatentPrior's BatchNorm check of these weights
             checkpoint["genae"]["batchnorm"] = dict(record)
@@ -121,10 +124,22 @@ class CheckpointedModule(L.LightningModule):
         Args:
             checkpoint: What :func:`genae_lightning.checkpoint.read_checkpoint` returned.
             strict: Whether the state dict must match the model's keys exactly.
-            **kwargs: Hyperparameters that replace the saved ones.
+            **kwargs: Hyperparameters that replace the saved ones; for a model built with your
+                own ``encoder=`` and ``decoder=`` modules, those two (fresh modules of the same
+                architecture: the checkpoint's weights are loaded into them).
         """
         from lightning.pytorch.core.saving import _load_state
 
+        networks = (checkpoint.get("genae") or {}).get("custom_networks")
+        missing = [name for name in ("encoder", "decoder") if kwargs.get(name) is None]
+        if networks and missing:
+            raise ValueError(
+                f"this {cls.__name__} checkpoint was trained with your own encoder "
+                f"({networks.get('encoder')}) and decoder ({networks.get('decoder')}), which "
+                f"checkpoints do not contain, and no {' or '.join(missing)}= was given: pass "
+                f"them again, {cls.__name__}.load_from_checkpoint(path, encoder=MyEncoder(...), "
+                "decoder=MyDecoder(...)) (built as for training; the weights come from the file)"
+            )
         model = _load_state(cls, checkpoint, strict=strict, **kwargs)
         device = next((t.device for t in checkpoint.get("state_dict", {}).values()
                        if isinstance(t, Tensor)), None)

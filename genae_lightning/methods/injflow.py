@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
@@ -62,6 +62,9 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
             g(z + eps v), the base point g(z) being the full pass's. 1 (default) is the single
             full-batch pass of the paper.
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
@@ -85,6 +88,8 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
         jac_fraction: float = 1.0,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         if bound not in ("log", "linear"):
             raise ValueError(f"bound must be 'log' (objective 9) or 'linear' (10), got {bound!r}")
@@ -107,7 +112,8 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
                 f"jac_fraction must be in (0, 1] (the fraction of the batch the Jacobian term is "
                 f"estimated on; 1 = the full batch), got {jac_fraction!r}"
             )
-        super().__init__(image_shape, latent_dim, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         self.jac_fraction = float(jac_fraction)
         self.bound, self.prior_weight, self.eta, self.lam = bound, prior_weight, eta, lam
         self.jvp, self.fd_eps = jvp, fd_eps

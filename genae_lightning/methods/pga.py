@@ -101,6 +101,9 @@ class LPGA(GenerativeAutoencoder):
             (the authors: 3000); validation always reports the full loss.
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default (``DCGANBackbone`` is
             the paper's).
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default (the paper: SGD, momentum 0.9).
 
     Reference:
@@ -120,11 +123,14 @@ class LPGA(GenerativeAutoencoder):
         warmup_steps: int = 0,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         _check(warmup_steps, alpha=alpha, beta=beta, gamma=gamma)
         if epsilon <= 0:
             raise ValueError(f"epsilon (sphere radius) must be > 0, got {epsilon}")
-        super().__init__(image_shape, latent_dim, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.radius = epsilon * math.sqrt(latent_dim) if scale_epsilon else epsilon
         self.warmup_steps = warmup_steps
@@ -167,6 +173,9 @@ class VPGA(GaussianPosteriorAutoencoder):
         sigma: Standard deviation of p(z_hat | z) (> 0).
         warmup_steps: Optimizer steps trained on L_r alone (the authors use none for VPGA).
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default (the paper: SGD, momentum 0.9).
 
     Reference:
@@ -185,11 +194,14 @@ class VPGA(GaussianPosteriorAutoencoder):
         warmup_steps: int = 0,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         _check(warmup_steps, alpha=alpha, beta=beta, gamma=gamma)
         if sigma <= 0:
             raise ValueError(f"sigma (std of p(z_hat | z)) must be > 0, got {sigma}")
-        super().__init__(image_shape, latent_dim, backbone, optimizer, 2 * latent_dim)
+        super().__init__(image_shape, latent_dim, backbone, optimizer, 2 * latent_dim,
+                         encoder=encoder, decoder=decoder)
         self.alpha, self.beta, self.gamma, self.sigma = alpha, beta, gamma, sigma
         self.warmup_steps = warmup_steps
         self.save_hyperparameters()

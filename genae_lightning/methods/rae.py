@@ -4,7 +4,7 @@ from typing import Literal
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
@@ -34,6 +34,9 @@ class RAE(GenerativeAutoencoder):
             ``"reverse"``; unused by RAE-L2.
         fd_eps: Step of the finite-difference estimator.
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
@@ -52,6 +55,8 @@ class RAE(GenerativeAutoencoder):
         fd_eps: float = 0.01,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         if regularizer not in ("l2", "gp"):
             raise ValueError(
@@ -60,7 +65,8 @@ class RAE(GenerativeAutoencoder):
         if beta < 0 or lam < 0:
             raise ValueError(f"beta and lam must be >= 0, got beta={beta}, lam={lam}")
         check_jvp_mode(jvp, fd_eps)
-        super().__init__(image_shape, latent_dim, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         self.regularizer, self.beta, self.lam = regularizer, beta, lam
         self.jvp, self.fd_eps = jvp, fd_eps
         self.save_hyperparameters()

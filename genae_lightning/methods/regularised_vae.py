@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 from torch.func import functional_call
 
 from genae_lightning.backbones import Backbone
@@ -44,6 +44,9 @@ class BetaVAEH(VAE):
             (beta-dpVAE-H).
         sigma: Decoder standard deviation.
         backbone: Encoder/decoder factory.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory (all parameters, the flow's included).
 
     Reference:
@@ -53,9 +56,12 @@ class BetaVAEH(VAE):
     def __init__(self, image_shape: ImageShape = (1, 28, 28), latent_dim: int = 32,
                  beta: float = 4.0, prior: Prior | None = None, sigma: float = 1.0,
                  backbone: Backbone | None = None,
-                 optimizer: OptimizerCallable = torch.optim.Adam) -> None:
+                 optimizer: OptimizerCallable = torch.optim.Adam,
+                 encoder: nn.Module | None = None,
+                 decoder: nn.Module | None = None) -> None:
         _check_nonnegative(beta=beta)
-        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         self.beta = beta
         self.save_hyperparameters()
 
@@ -83,6 +89,9 @@ class BetaVAEB(VAE):
             (beta-dpVAE-B).
         sigma: Decoder standard deviation.
         backbone: Encoder/decoder factory.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory (all parameters, the flow's included).
 
     Reference:
@@ -94,12 +103,15 @@ class BetaVAEB(VAE):
                  gamma: float = 1000.0, capacity_max: float = 25.0, capacity_steps: int = 100_000,
                  capacity_start: float = 0.0, prior: Prior | None = None, sigma: float = 1.0,
                  backbone: Backbone | None = None,
-                 optimizer: OptimizerCallable = torch.optim.Adam) -> None:
+                 optimizer: OptimizerCallable = torch.optim.Adam,
+                 encoder: nn.Module | None = None,
+                 decoder: nn.Module | None = None) -> None:
         _check_nonnegative(gamma=gamma, capacity_start=capacity_start)
         if capacity_max < capacity_start or capacity_steps < 1:
             raise ValueError(f"need capacity_max >= capacity_start and capacity_steps >= 1, got "
                              f"{capacity_max}, {capacity_start}, {capacity_steps}")
-        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         self.gamma, self.capacity_max, self.capacity_start = gamma, capacity_max, capacity_start
         self.capacity_steps = capacity_steps
         self.save_hyperparameters()
@@ -135,6 +147,9 @@ class BetaTCVAE(VAE):
             (beta-TC-dpVAE).
         sigma: Decoder standard deviation.
         backbone: Encoder/decoder factory.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory (all parameters, the flow's included).
 
     Reference:
@@ -147,12 +162,15 @@ class BetaTCVAE(VAE):
                  dataset_size: int = 60_000, estimator: AggregateEstimator = "mws",
                  prior: Prior | None = None, sigma: float = 1.0,
                  backbone: Backbone | None = None,
-                 optimizer: OptimizerCallable = torch.optim.Adam) -> None:
+                 optimizer: OptimizerCallable = torch.optim.Adam,
+                 encoder: nn.Module | None = None,
+                 decoder: nn.Module | None = None) -> None:
         _check_nonnegative(alpha=alpha, beta=beta, gamma=gamma)
         if dataset_size < 1 or estimator not in ("mws", "mss"):
             raise ValueError(f"need dataset_size >= 1 and estimator 'mws' or 'mss', got "
                              f"{dataset_size} and {estimator!r}")
-        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         self.alpha, self.beta, self.gamma = alpha, beta, gamma
         self.dataset_size, self.estimator = dataset_size, estimator
         self.save_hyperparameters()
@@ -185,6 +203,9 @@ class FactorVAE(LatentAdversary, VAE):
             (Factor-dpVAE).
         sigma: Decoder standard deviation.
         backbone: Encoder/decoder factory.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory of the VAE (encoder, decoder, flow).
         discriminator_optimizer: Optimizer factory of D (Kim & Mnih: Adam, lr 1e-4,
             betas (0.5, 0.9)).
@@ -198,11 +219,14 @@ class FactorVAE(LatentAdversary, VAE):
                  prior: Prior | None = None, sigma: float = 1.0,
                  backbone: Backbone | None = None,
                  optimizer: OptimizerCallable = torch.optim.Adam,
-                 discriminator_optimizer: OptimizerCallable = torch.optim.Adam) -> None:
+                 discriminator_optimizer: OptimizerCallable = torch.optim.Adam,
+                 encoder: nn.Module | None = None,
+                 decoder: nn.Module | None = None) -> None:
         _check_nonnegative(gamma=gamma)
         if not discriminator_hidden or min(discriminator_hidden) < 1:
             raise ValueError(f"discriminator_hidden needs widths >= 1, got {discriminator_hidden}")
-        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         self.gamma = gamma
         self.discriminator = latent_discriminator(latent_dim, discriminator_hidden)
         self.discriminator_optimizer = discriminator_optimizer
@@ -252,6 +276,9 @@ class InfoVAE(VAE):
             (Info-dpVAE).
         sigma: Decoder standard deviation.
         backbone: Encoder/decoder factory.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory (all parameters, the flow's included).
 
     Reference:
@@ -263,13 +290,16 @@ class InfoVAE(VAE):
                  kernel_scales: Sequence[float] | None = None, prior: Prior | None = None,
                  sigma: float = 1.0,
                  backbone: Backbone | None = None,
-                 optimizer: OptimizerCallable = torch.optim.Adam) -> None:
+                 optimizer: OptimizerCallable = torch.optim.Adam,
+                 encoder: nn.Module | None = None,
+                 decoder: nn.Module | None = None) -> None:
         if alpha > 1 or lam <= 0 or alpha + lam < 1:
             raise ValueError(f"InfoVAE needs alpha <= 1, lam > 0 and alpha + lam >= 1, got "
                              f"alpha={alpha}, lam={lam}")
         if kernel not in ("imq", "rbf"):
             raise ValueError(f"kernel must be 'imq' or 'rbf', got {kernel!r}")
-        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, sigma, prior, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         self.alpha, self.lam, self.kernel = alpha, lam, kernel
         self.kernel_scales = tuple(kernel_scales or wae_kernel_scales(latent_dim))
         self.save_hyperparameters()

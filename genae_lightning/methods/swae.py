@@ -1,10 +1,11 @@
 """Symmetric Wasserstein autoencoders (SWAE) with a learnable pseudo-input mixture prior."""
 
+import copy
 from typing import Literal
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
 from genae_lightning.backbones import Backbone, ConvBackbone
 from genae_lightning.backbones.base import ImageShape
@@ -51,6 +52,10 @@ class SWAE(PseudoInputHooks, GenerativeAutoencoder):
         pseudo_input_seed: Seed of the draw of the initial pseudo-inputs.
         backbone: Encoder/decoder factory (also builds the conditional-prior network);
             ``ConvBackbone()`` by default.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md). The conditional-prior network is then a copy of it (its own
+            weights) followed by a linear layer to ``2 * latent_dim``.
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default (the paper's setting).
 
     Reference:
@@ -68,6 +73,8 @@ class SWAE(PseudoInputHooks, GenerativeAutoencoder):
         pseudo_input_seed: int = 0,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         if not 0.0 <= beta <= 1.0:
             raise ValueError(f"beta must be in [0, 1], got {beta}")
@@ -77,9 +84,14 @@ class SWAE(PseudoInputHooks, GenerativeAutoencoder):
             raise ValueError(f"nearest must be 'l2', 'cosine' or 'latent', got {nearest!r}")
         if num_pseudo_inputs < 1:
             raise ValueError(f"num_pseudo_inputs must be >= 1, got {num_pseudo_inputs}")
-        factory = backbone if backbone is not None else ConvBackbone()
-        super().__init__(image_shape, latent_dim, factory, optimizer)
-        prior_net = factory.encoder(self.image_shape, 2 * latent_dim)
+        factory = backbone if backbone is not None or encoder is not None else ConvBackbone()
+        super().__init__(image_shape, latent_dim, factory, optimizer,
+                         encoder=encoder, decoder=decoder)
+        if encoder is None:
+            prior_net = factory.encoder(self.image_shape, 2 * latent_dim)  # type: ignore[union-attr]
+        else:  # your encoder's architecture (a copy, its own weights), then (mean, logvar)
+            prior_net = nn.Sequential(copy.deepcopy(self.encoder),
+                                      nn.Linear(latent_dim, 2 * latent_dim))
         pseudo_inputs = PseudoInputs(num_pseudo_inputs, self.image_shape)
         self.prior: PseudoInputMixture = PseudoInputMixture(pseudo_inputs, prior_net, latent_dim)
         self.beta, self.alpha, self.nearest = beta, alpha, nearest

@@ -6,7 +6,7 @@ beta-TCVAE, FactorVAE, InfoVAE), which replace its KL term.
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
@@ -39,6 +39,9 @@ class VAE(InjectedChoices, GaussianPosteriorAutoencoder):
         prior: The prior p(z); ``StandardNormal()`` when None.
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default. The encoder outputs
             ``2 * latent_dim`` features: mean and log-variance.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory over all parameters (a trainable prior's included); Adam
             by default.
 
@@ -58,6 +61,8 @@ class VAE(InjectedChoices, GaussianPosteriorAutoencoder):
         prior: Prior | None = None,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         if sigma <= 0:
             raise ValueError(f"sigma (decoder standard deviation) must be > 0, got {sigma}")
@@ -66,7 +71,8 @@ class VAE(InjectedChoices, GaussianPosteriorAutoencoder):
                 f"prior must be a genae_lightning.priors.Prior object (StandardNormal() or "
                 f"DecoupledPrior(flow_layers=..., flow_hidden=...)), got {prior!r}"
             )
-        super().__init__(image_shape, latent_dim, backbone, optimizer, 2 * latent_dim)
+        super().__init__(image_shape, latent_dim, backbone, optimizer, 2 * latent_dim,
+                         encoder=encoder, decoder=decoder)
         self.prior = (prior if prior is not None else StandardNormal()).bind(latent_dim)
         self.sigma = sigma
         self.save_hyperparameters()

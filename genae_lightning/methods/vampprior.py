@@ -2,7 +2,7 @@
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
-from torch import Tensor
+from torch import Tensor, nn
 
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
@@ -32,6 +32,9 @@ class VampPrior(PseudoInputHooks, VAE):
         pseudo_input_seed: Seed of the draw of the initial pseudo-inputs.
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default. The encoder outputs
             ``2 * latent_dim`` features: mean and log-variance.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
@@ -48,10 +51,13 @@ class VampPrior(PseudoInputHooks, VAE):
         pseudo_input_seed: int = 0,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         if num_pseudo_inputs < 1:
             raise ValueError(f"num_pseudo_inputs must be >= 1, got {num_pseudo_inputs}")
-        super().__init__(image_shape, latent_dim, sigma, backbone=backbone, optimizer=optimizer)
+        super().__init__(image_shape, latent_dim, sigma, backbone=backbone, optimizer=optimizer,
+                         encoder=encoder, decoder=decoder)
         self.pseudo_input_seed = pseudo_input_seed
         pseudo_inputs = PseudoInputs(num_pseudo_inputs, self.image_shape)
         self.prior: PseudoInputMixture = PseudoInputMixture(pseudo_inputs, self.encoder, latent_dim)

@@ -33,6 +33,9 @@ class WAEMMD(GenerativeAutoencoder):
         kernel: ``"imq"`` (inverse multiquadratic, the WAE paper's choice) or ``"rbf"``.
         scale_multipliers: Kernel bandwidths in units of 2 d (the prior's E||z - z'||^2).
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
@@ -48,6 +51,8 @@ class WAEMMD(GenerativeAutoencoder):
         scale_multipliers: Sequence[float] = WAE_MULTIPLIERS,
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         if lam <= 0:
             raise ValueError(f"lam must be > 0, got {lam}")
@@ -55,7 +60,8 @@ class WAEMMD(GenerativeAutoencoder):
             raise ValueError(f"kernel must be 'imq' or 'rbf', got {kernel!r}")
         if not scale_multipliers or min(scale_multipliers) <= 0:
             raise ValueError(f"scale_multipliers must be values > 0, got {scale_multipliers}")
-        super().__init__(image_shape, latent_dim, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         self.lam, self.kernel = lam, kernel
         self.scales = wae_kernel_scales(latent_dim, 1.0, scale_multipliers)
         self.save_hyperparameters()
@@ -94,6 +100,9 @@ class WAEGAN(LatentAdversary):
         lam: Weight of the adversarial penalty (> 0); the WAE paper uses 1 on MNIST.
         discriminator_hidden: Hidden widths of D (the WAE paper: 4 x 512 on MNIST).
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
+        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
+            docs/backbones.md).
+        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory for the encoder and decoder; Adam(lr=1e-3) by default.
         discriminator_optimizer: Optimizer factory for D (the WAE paper: Adam, lr 5e-4,
             betas (0.5, 0.999)); Adam(lr=1e-3) by default.
@@ -111,12 +120,15 @@ class WAEGAN(LatentAdversary):
         backbone: Backbone | None = None,
         optimizer: OptimizerCallable = torch.optim.Adam,
         discriminator_optimizer: OptimizerCallable = torch.optim.Adam,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
     ) -> None:
         if lam <= 0:
             raise ValueError(f"lam must be > 0, got {lam}")
         if not discriminator_hidden or min(discriminator_hidden) < 1:
             raise ValueError(f"discriminator_hidden needs widths >= 1, got {discriminator_hidden}")
-        super().__init__(image_shape, latent_dim, backbone, optimizer)
+        super().__init__(image_shape, latent_dim, backbone, optimizer,
+                         encoder=encoder, decoder=decoder)
         self.lam = lam
         self.discriminator = latent_discriminator(latent_dim, discriminator_hidden)
         self.discriminator_optimizer = discriminator_optimizer

@@ -178,9 +178,14 @@ def test_fit_records_the_batchnorm_check_and_evaluate_checks_unchecked_checkpoin
     assert "using the checkpoint's statistics, checked at the end of fit (recalibrated" in \
         capsys.readouterr().out
     assert json.loads((tmp_path / "a.json").read_text())["batchnorm"]["source"] == "checkpoint"
-    # the epoch checkpoint was written before the end-of-fit check: evaluate checks it
-    unchecked = next(p for p in folder.iterdir() if p.name != "last.ckpt")
-    assert "batchnorm" not in torch.load(unchecked, weights_only=False)["genae"]
+    # the epoch checkpoint of the final step was rewritten after the end-of-fit check too
+    epoch = next(p for p in folder.iterdir() if p.name != "last.ckpt")
+    checkpoint = torch.load(epoch, weights_only=False)
+    assert checkpoint["genae"]["batchnorm"]["recalibrated"]
+    # a checkpoint without the record (written before the check): evaluate checks it
+    del checkpoint["genae"]["batchnorm"]
+    unchecked = folder / "unchecked.ckpt"
+    torch.save(checkpoint, unchecked)
     main([*common, "--ckpt_path", str(unchecked), "--out", str(tmp_path / "b.json")])
     assert "BatchNorm check (auto): reconstruction error" in capsys.readouterr().out
     checked_here = json.loads((tmp_path / "b.json").read_text())["batchnorm"]

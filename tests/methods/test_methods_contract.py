@@ -88,6 +88,7 @@ def test_trains_two_steps_samples_and_reloads(config, tmp_path) -> None:
     model.eval()
     reloaded.eval()
     torch.testing.assert_close(reloaded.reconstruct(x), model.reconstruct(x))
+    torch.testing.assert_close(model(x), model.reconstruct(x))  # model(x) reconstructs
 
 
 # logged by the training step only, not terms of loss(x)
