@@ -33,7 +33,7 @@ _EXPORTS: dict[str, str] = {
         ["DecoupledPrior", "FullCovGaussian", "GaussianMixture", "Prior", "StandardNormal"],
         "genae_lightning.priors"),
     "SafeCheckpointIO": "genae_lightning.checkpoint_io",
-    "load_method": "genae_lightning.checkpoint",
+    "load_method": "genae_lightning.methods",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
