@@ -21,7 +21,7 @@ from genae_lightning.config_files import expand_config_args, fill_logger_dirs, l
 from genae_lightning.data import ImageDataModule
 from genae_lightning.evaluate import evaluate
 from genae_lightning.features import train_features
-from genae_lightning.loggers import describe_runs
+from genae_lightning.loggers import add_run_arguments, describe_runs
 from genae_lightning.methods import GenerativeAutoencoder
 from genae_lightning.metrics.traversal import traverse
 from genae_lightning.report import report
@@ -40,6 +40,7 @@ class GenaeCLI(LightningCLI):
             compute_fn=list,
             apply_on="instantiate",
         )
+        add_run_arguments(parser)  # --fid_feature
 
     def _parse_ckpt_path(self) -> None:
         """Keep the model the config describes when a checkpoint is given.
@@ -77,7 +78,7 @@ class GenaeCLI(LightningCLI):
     def before_fit(self) -> None:
         """Check the resume, then group and tag W&B runs by dataset and method."""
         self.check_resume(self.subcommand)
-        describe_runs(self.trainer, self.model, self.datamodule)
+        describe_runs(self.trainer, self.model, self.datamodule, self.config[self.subcommand])
 
     before_validate = before_test = before_fit
 
