@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-docs: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[docs]"
+	touch $@ $(VENV)/.installed
+
 demo: $(VENV)/.installed
 	$(BIN)/genae fit --config configs/quickstart.yaml
 	@echo "grids written to $$(ls -td outputs/quickstart/injflow_ln_digits/version_* | head -1)/ (recon.png, samples_gmm.png, ...)"
@@ -27,8 +31,13 @@ test: $(VENV)/.installed-dev
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
+# The documentation site (mkdocs-material + mkdocstrings, API pages from the docstrings) into
+# site/; --strict: every warning (a broken link, an unresolved reference) is an error.
+docs: $(VENV)/.installed-docs
+	$(BIN)/mkdocs build --strict
+
 bench: $(VENV)/.installed
 	$(BIN)/python bench/step_time.py
 
 clean:
-	rm -rf outputs lightning_logs .pytest_cache
+	rm -rf outputs lightning_logs .pytest_cache site

@@ -34,6 +34,8 @@ _EXPORTS: dict[str, str] = {
         "genae_lightning.priors"),
     "SafeCheckpointIO": "genae_lightning.checkpoint_io",
     "load_method": "genae_lightning.methods",
+    "from_pretrained": "genae_lightning.methods.pretrained",
+    "save_pretrained": "genae_lightning.methods.pretrained",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

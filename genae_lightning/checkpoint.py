@@ -10,6 +10,7 @@ import errno
 import os
 import pickle
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -137,3 +138,19 @@ def read_checkpoint(
             "dictionary `genae fit` writes"
         )
     return checkpoint
+
+def plain(value: Any) -> Any:
+    """``value`` as plain YAML/JSON data: mappings, lists, numbers, strings (others as ``str``).
+
+    Keys LightningCLI keeps for itself (``config``: the config files; ``__path__``) are left out.
+    """
+    if hasattr(value, "as_dict"):  # a jsonargparse Namespace
+        value = value.as_dict()
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()
+                if str(k) != "config" and not str(k).startswith("__")}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)

@@ -5,7 +5,7 @@ from typing import Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -66,7 +66,10 @@ class GenerativeMetrics(L.Callback):
 
     When FID's feature extractor is unavailable (Inception weights neither cached nor
     downloadable) FID is switched off with a warning saying how to fix it, and KNN accuracy and
-    SSE are still logged; ``strict=True`` makes that an error instead.
+    SSE are still logged; ``strict=True`` makes that an error instead. The features used are
+    said once in the log and logged as the hyperparameter ``fid_feature`` (e.g.
+    ``inception2048``, a classifier's id, or ``none``), so FIDs of different extractors can be
+    told apart (``genae fit --fid_feature <classifier.pt>`` picks a classifier instead).
 
     Args:
         every_n_epochs: Run after every n-th training epoch (None or 0: only at the end of fit).
@@ -111,6 +114,7 @@ class GenerativeMetrics(L.Callback):
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.split, self.strict = split, strict
         self.fid: FID | None = None
+        self.feature_id: str | None = None  # the FID features used ("none": FID switched off)
         self.latest_priors: dict[str, Prior] = {}  # temporary post-hoc priors of the last run
         self.latest: dict[str, float] = {}
 
@@ -132,6 +136,10 @@ class GenerativeMetrics(L.Callback):
                 raise
             rank_zero_warn(f"GenerativeMetrics: FID is switched off for this run (knn/acc and "
                            f"val/rec_sse are still logged). {err}")
+        self.feature_id = "none" if self.fid is None else self.fid.feature_id
+        rank_zero_info(f"GenerativeMetrics: FID features of this run: {self.feature_id}")
+        for logger in trainer.loggers:  # runs of different extractors stay apart (fid_feature)
+            logger.log_hyperparams({"fid_feature": self.feature_id})
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Evaluate every ``every_n_epochs`` epochs."""

@@ -8,7 +8,8 @@
   on top. Mappings merge key by key; lists and scalars replace. The result is handed to
   LightningCLI as one config, so ``--print_config`` and the run's saved ``config.yaml`` show it
   fully resolved (without ``defaults``). A composed config's ``trainer.default_root_dir``
-  defaults to ``outputs/<file stem>`` and its ``CSVLogger`` is named after the file stem.
+  defaults to ``outputs/<file stem>``, its ``CSVLogger`` is named after the file stem and its W&B
+  logger's group is the file stem.
 - **Run folders.** Loggers given without ``save_dir`` write under ``trainer.default_root_dir``
   (:func:`fill_logger_dirs`), and so do checkpoints and image grids, which follow the first
   logger: ``--trainer.default_root_dir X`` moves a whole run.
@@ -102,8 +103,8 @@ def _load(path: Path, depth: int) -> object:
 def compose(path: str | Path) -> object:
     """The config at ``path`` with its ``defaults`` parts merged in (unchanged without them).
 
-    A composed config gets ``trainer.default_root_dir: outputs/<stem>`` and its CSVLogger
-    ``name: <stem>`` unless it sets them.
+    A composed config gets ``trainer.default_root_dir: outputs/<stem>``, its CSVLogger
+    ``name: <stem>`` and its W&B logger ``group: <stem>`` unless it sets them.
     """
     path = Path(path)
     has_defaults = "defaults" in (yaml.safe_load(path.read_text()) or {})
@@ -116,6 +117,8 @@ def compose(path: str | Path) -> object:
     for logger in loggers if isinstance(loggers, list) else [loggers]:
         if isinstance(logger, dict) and str(logger.get("class_path")).endswith("CSVLogger"):
             logger.setdefault("init_args", {}).setdefault("name", path.stem)
+        if isinstance(logger, dict) and str(logger.get("class_path")).endswith("WandbLogger"):
+            logger.setdefault("init_args", {}).setdefault("group", path.stem)
     return config
 
 

@@ -22,7 +22,7 @@ from genae_lightning.checkpoint_io import SAFE_CHECKPOINT_IO
 from genae_lightning.commands.config_files import expand_config_args, fill_logger_dirs
 from genae_lightning.commands.resume import check_data, check_method, find_last_checkpoint
 from genae_lightning.data import ImageDataModule
-from genae_lightning.loggers import describe_runs
+from genae_lightning.loggers import add_run_arguments, describe_runs
 from genae_lightning.methods import GenerativeAutoencoder
 
 # LightningCLI's own subcommands, which :func:`fit` runs.
@@ -41,6 +41,7 @@ class GenaeCLI(LightningCLI):
             compute_fn=list,
             apply_on="instantiate",
         )
+        add_run_arguments(parser)  # --fid_feature
 
     def _parse_ckpt_path(self) -> None:
         """Keep the model the config describes when a checkpoint is given.
@@ -78,7 +79,7 @@ class GenaeCLI(LightningCLI):
     def before_fit(self) -> None:
         """Check the resume, then group and tag W&B runs by dataset and method."""
         self.check_resume(self.subcommand)
-        describe_runs(self.trainer, self.model, self.datamodule)
+        describe_runs(self.trainer, self.model, self.datamodule, self.config[self.subcommand])
 
     before_validate = before_test = before_fit
 

@@ -135,8 +135,25 @@ def wandb_run(run_file: Path) -> tuple[Any | None, list[dict[str, Any]]]:
     return run, rows
 
 
+def wandb_config(run_file: Path) -> dict[str, Any]:
+    """The run config of an offline W&B run: its initial config, then its later updates."""
+    config: dict[str, Any] = {}
+    for record in wandb_records(run_file):
+        kind = record.WhichOneof("record_type")
+        items = (record.run.config.update if kind == "run" else
+                 record.config.update if kind == "config" else [])
+        for item in items:
+            config[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+    config.pop("_wandb", None)
+    return config
+
+
 def record_from_wandb_run(run_file: Path) -> dict[str, Any] | None:
-    """Last logged metric values, method (tag) and dataset (group) of an offline W&B run."""
+    """Last logged metric values, method and dataset of an offline W&B run.
+
+    The dataset is the run config's ``dataset`` (older runs: the group); the name is the first
+    tag that is neither the group nor the dataset (the method unless other tags come first).
+    """
     run, rows = wandb_run(run_file)
     metrics: dict[str, float] = {}
     step = None
@@ -148,8 +165,9 @@ def record_from_wandb_run(run_file: Path) -> dict[str, Any] | None:
     if not metrics:
         return None
     group = (run.run_group or None) if run is not None else None
-    methods = [t for t in (run.tags if run is not None else []) if t != group]
-    return {"name": methods[0] if methods else run_file.parent.name, "dataset": group or "?",
+    dataset = wandb_config(run_file).get("dataset") or group
+    methods = [t for t in (run.tags if run is not None else []) if t not in (group, dataset)]
+    return {"name": methods[0] if methods else run_file.parent.name, "dataset": dataset or "?",
             "global_step": step, "metrics": metrics, "features": None, "source": str(run_file)}
 
 

@@ -61,7 +61,7 @@ def jvp_needs_grad(mode: str) -> bool:
     computes validation and test losses under ``torch.inference_mode(False)`` and
     ``torch.enable_grad()`` (and detaches the logged terms).
 
-    Example:
+    Examples:
         >>> [jvp_needs_grad(m) for m in ("forward", "finite_difference", "reverse")]
         [True, False, True]
     """

@@ -24,6 +24,7 @@ from genae_lightning.methods.nonfinite import (
     NonFiniteLossError,
     stop_if_nonfinite,
 )
+from genae_lightning.methods.pretrained import PretrainedMixin
 from genae_lightning.methods.seeding import initial_noise_seed, seeded, step_seed
 from genae_lightning.priors import Prior, StandardNormal
 from genae_lightning.priors.posthoc import PosthocPriors
@@ -45,7 +46,7 @@ class LossOutput:
     terms: dict[str, Tensor] = field(default_factory=dict)
 
 
-class GenerativeAutoencoder(CheckpointedModule):
+class GenerativeAutoencoder(PretrainedMixin, CheckpointedModule):
     """Base LightningModule: an encoder, a decoder, a prior and a ``loss``.
 
     Subclasses write ``loss(x) -> LossOutput`` and, where needed, ``encode`` and ``sample``.

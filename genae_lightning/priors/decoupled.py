@@ -56,7 +56,7 @@ class _ExpAffineCoupling(AffineCouplingTransform):
 def half_masks(dim: int, layers: int) -> list[Tensor]:
     """Binary masks (1 = transformed) alternating between the two halves of ``dim`` coordinates.
 
-    Example:
+    Examples:
         >>> [m.tolist() for m in half_masks(3, 2)]
         [[1, 1, 0], [0, 0, 1]]
     """

@@ -11,9 +11,8 @@ from torch import nn
 
 import genae_lightning.methods as methods
 from genae_lightning.backbones import MLPBackbone
-from genae_lightning.checkpoint import load_method
 from genae_lightning.data import SyntheticImages
-from genae_lightning.methods import GenerativeAutoencoder
+from genae_lightning.methods import GenerativeAutoencoder, load_method
 from genae_lightning.methods.base import GaussianPosteriorAutoencoder
 from tests.conftest import REPO, tiny_trainer
 
