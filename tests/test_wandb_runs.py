@@ -12,10 +12,10 @@ from genae_lightning.commands.report import record_from_wandb_run, wandb_config,
 from genae_lightning.data import Digits
 from genae_lightning.loggers import GenaeWandbLogger, describe_runs, fid_features, run_name
 from genae_lightning.methods import AE
-from genae_lightning.metrics import SmallClassifier
+from genae_lightning.features import SmallClassifier
 from tests.conftest import REPO, tiny_trainer
 from tests.metrics.conftest import TinyFeatures
-from tests.test_evaluate_wandb import wait_for_the_whole_run
+from tests.commands.test_evaluate_wandb import wait_for_the_whole_run
 
 
 def test_default_run_names() -> None:
@@ -47,7 +47,8 @@ def test_an_offline_run_of_injflow_mnist_carries_method_dataset_config_and_seed(
     assert config["trainer"]["max_steps"] == 2  # the trainer settings, nested as in the YAML
     callbacks = {c["class_path"].rsplit(".", 1)[-1]: c.get("init_args", {})
                  for c in config["trainer"]["callbacks"]}
-    assert callbacks["PenaltySchedule"]["nu"] == 1.0
+    assert "FitLatentPrior" in callbacks and "GenerativeMetrics" in callbacks
+    assert config["model"]["init_args"]["constraint"]["init_args"]["nu"] == 1.0
     assert config["model"]["init_args"]["backbone"]["init_args"]["width"] == 0.125
     # the FID of this run used the classifier: said in the config (exact id) and in the rows
     assert config["fid_feature"].startswith("classifier-")

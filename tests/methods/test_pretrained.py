@@ -6,19 +6,17 @@ import types
 
 import pytest
 import torch
+
+import genae_lightning.methods.ae
+from genae_lightning.backbones import MLPBackbone
+from genae_lightning.callbacks import FitLatentPrior
+from genae_lightning.data import Digits
+from genae_lightning.methods import AE, InjFlow, pretrained
 from genae_lightning.methods.pretrained import (
-    PretrainedMixin,
     from_pretrained,
     push_to_hub,
     save_pretrained,
 )
-
-import genae_lightning.methods.ae
-from genae_lightning.methods import pretrained
-from genae_lightning.backbones import MLPBackbone
-from genae_lightning.callbacks import FitLatentPrior
-from genae_lightning.data import Digits
-from genae_lightning.methods import AE, InjFlow
 from tests.conftest import tiny_trainer
 
 
@@ -72,7 +70,7 @@ def test_a_folder_that_is_not_pretrained_is_refused(tmp_path) -> None:
 
 
 def test_the_mixin_loads_its_own_class_only(tmp_path, monkeypatch) -> None:
-    class SharedAE(PretrainedMixin, AE):
+    class SharedAE(AE):
         pass
 
     SharedAE.__module__, SharedAE.__qualname__ = "genae_lightning.methods.ae", "SharedAE"
