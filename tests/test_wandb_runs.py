@@ -10,12 +10,12 @@ from genae_lightning.callbacks import GenerativeMetrics, ImageLogger
 from genae_lightning.cli import main
 from genae_lightning.commands.report import record_from_wandb_run, wandb_config, wandb_run
 from genae_lightning.data import Digits
+from genae_lightning.features import SmallClassifier
 from genae_lightning.loggers import GenaeWandbLogger, describe_runs, fid_features, run_name
 from genae_lightning.methods import AE
-from genae_lightning.features import SmallClassifier
+from tests.commands.test_evaluate_wandb import wait_for_the_whole_run
 from tests.conftest import REPO, tiny_trainer
 from tests.metrics.conftest import TinyFeatures
-from tests.commands.test_evaluate_wandb import wait_for_the_whole_run
 
 
 def test_default_run_names() -> None:
