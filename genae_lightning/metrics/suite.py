@@ -164,21 +164,17 @@ def evaluate_generative(
     module.eval()
     try:
         metrics: dict[str, float] = {}
-        real = None
         if fid is not None:
             everything = DataLoader(Subset(test, range(num_images)), batch_size=config.batch_size)
             key = f"{dataset_name}-{split}-n{num_images}-{images_digest(everything)}"
-            real = fid.real_statistics(
-                key, lambda: (_images_and_labels(b)[0] for b in loader), total=len(loader)
-            )
+            fid.set_real(lambda: (_images_and_labels(b)[0] for b in loader), key, len(loader))
         codes: list[Tensor] = []
         labels: list[Tensor] = []
         sse: list[Tensor] = []
         recon = tqdm(_reconstructions(module, loader, codes, labels, sse), total=len(loader),
                      desc="reconstructing", disable=not progress or fid is not None, leave=False)
         if fid is not None:
-            metrics["fid/recon"] = fid.score(real, recon, "FID features (reconstructions)",
-                                             len(loader))
+            metrics["fid/recon"] = fid.score(recon, "FID features (reconstructions)", len(loader))
         else:
             for _ in recon:
                 pass
@@ -198,7 +194,7 @@ def evaluate_generative(
                 batches = sample_batches(module, sampler, len(shard), config.batch_size,
                                          generator, fitted)
                 metrics[f"fid/{sampler}"] = fid.score(
-                    real, batches, f"FID features ({sampler} samples)", len(loader)
+                    batches, f"FID features ({sampler} samples)", len(loader)
                 )
         return Evaluation(metrics, fitted, num_images)
     finally:
