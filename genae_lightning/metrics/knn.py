@@ -49,6 +49,12 @@ def knn_accuracy(
     return float(classifier.score(test_codes.double().cpu().numpy(), test_labels.cpu().numpy()))
 
 
+def _concatenated(state: list[Tensor] | Tensor) -> Tensor:
+    if isinstance(state, Tensor):
+        return state
+    return dim_zero_cat(state) if state else torch.empty(0)
+
+
 class KNNAccuracy(Metric):
     """k-NN accuracy as a torchmetrics metric: codes and labels accumulate, ``compute`` fits.
 
@@ -91,6 +97,6 @@ class KNNAccuracy(Metric):
 
     def compute(self) -> Tensor:
         """Accuracy of the k-NN classifier of the training codes on the evaluation codes."""
-        sets = [dim_zero_cat(getattr(self, name)) if getattr(self, name) else torch.empty(0)
+        sets = [_concatenated(getattr(self, name))  # a list, or a tensor once synced over DDP
                 for name in ("train_codes", "train_labels", "test_codes", "test_labels")]
         return torch.tensor(knn_accuracy(*sets, k=self.k), dtype=torch.float64)
