@@ -172,13 +172,13 @@ def plot_latents(model, q, path: Path, title: str, seed: int) -> None:
     plt.close(fig)
 
 
-def evaluate(model, row: dict, fid: FID, real, dm: MNIST, args: argparse.Namespace) -> dict:
+def evaluate(model, row: dict, fid: FID, dm: MNIST, args: argparse.Namespace) -> dict:
     start = time.perf_counter()
-    row["fid/prior"] = fid.score(real, prior_batches(model, args.eval_samples, args.seed))
+    row["fid/prior"] = fid.score(prior_batches(model, args.eval_samples, args.seed))
     config = DiagnosticsConfig(q_points=10_000, skl_samples=5000, nll_k=args.nll_k,
                                nll_examples=args.nll_examples, lp_samples=args.eval_samples,
                                lp_candidates=10 * args.eval_samples, seed=args.seed)
-    row.update(submanifold_metrics(model, dm.train_dataloader(), dm.test_dataloader(), fid, real,
+    row.update(submanifold_metrics(model, dm.train_dataloader(), dm.test_dataloader(), fid,
                                    config))
     q = aggregate_posterior(model, dm.train_dataloader(), 10_000)
     taus = default_thresholds(args.latent_dim)
@@ -219,12 +219,12 @@ def main() -> None:
     fid = FID(classifier(args), cache_dir=out / "fid_cache", input_img_size=(3, 28, 28),
               progress=False)
     test_images = torch.stack([dm.test_dataset[i][0] for i in range(args.eval_samples)])
-    real = fid.statistics(test_images.split(500))
+    fid.set_real(test_images.split(500))  # the real set of every FID below
     rows = []
     for key in keys:
         for prior in ("standard", "decoupled"):
             model, row = train(key, prior, args)
-            rows.append(evaluate(model, row, fid, real, dm, args))
+            rows.append(evaluate(model, row, fid, dm, args))
             print(table(rows[-1:]), flush=True)
     curves = {r["label"]: (r["leakage"][0], torch.tensor(r["leakage"][1])) for r in rows}
     plot_leakage(curves, Path(args.figures) / "dpvae_mnist_leakage.png",

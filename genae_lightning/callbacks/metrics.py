@@ -128,8 +128,7 @@ class GenerativeMetrics(L.Callback):
         try:
             self.fid = FID(
                 self.feature, self.weights_path, self.cache_dir, input_img_size=(3, height, width),
-                progress=self.config.progress and collective.is_main, reduce=collective.sum,
-                write_cache=collective.is_main,
+                progress=self.config.progress and collective.is_main,
             )
         except FileNotFoundError as err:
             if self.strict:

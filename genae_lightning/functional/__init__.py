@@ -3,6 +3,7 @@
 from genae_lightning.functional.adversarial import discriminator_loss, generator_loss
 from genae_lightning.functional.batchnorm import batchnorm_layers, frozen_batchnorm_stats
 from genae_lightning.functional.denoising import denoising_error
+from genae_lightning.functional.frechet import frechet_distance, gaussian_moments
 from genae_lightning.functional.gaussian import gaussian_kl_standard, gaussian_nll, reparameterize
 from genae_lightning.functional.injflow import (
     injectivity_penalty,
@@ -79,4 +80,6 @@ __all__ = [
     "linear_bound",
     "log_bound",
     "singular_values",
+    "frechet_distance",
+    "gaussian_moments",
 ]

@@ -1,21 +1,28 @@
-"""Evaluation metrics: FID (torchmetrics) with cached real statistics, 5-NN accuracy, SSE.
+"""Evaluation metrics (torchmetrics ``Metric`` classes with functional twins): FID, 5-NN, SSE.
 
 Entry points: :func:`evaluate_generative` (every metric of a trained method at once, used by the
-``GenerativeMetrics`` callback and ``genae evaluate``), :class:`FID`, :func:`knn_accuracy`; the
+``GenerativeMetrics`` callback and ``genae evaluate``); the metrics :class:`FID` (twin
+:func:`frechet_distance`), :class:`KNNAccuracy` (twin :func:`knn_accuracy`) and
+:class:`ReconstructionSSE` (twin :func:`~genae_lightning.functional.sum_squared_error`); the
 submanifold diagnostics of VAEs in :mod:`~genae_lightning.metrics.diagnostics`.
 """
 
+from genae_lightning.functional.frechet import frechet_distance
 from genae_lightning.metrics.fid import FID, FeatureStats, default_cache_dir, to_rgb
-from genae_lightning.metrics.knn import knn_accuracy
+from genae_lightning.metrics.knn import KNNAccuracy, knn_accuracy
+from genae_lightning.metrics.sse import ReconstructionSSE
 from genae_lightning.metrics.suite import Evaluation, MetricsConfig, evaluate_generative
 
 __all__ = [
     "Evaluation",
     "FID",
     "FeatureStats",
+    "KNNAccuracy",
     "MetricsConfig",
+    "ReconstructionSSE",
     "default_cache_dir",
     "evaluate_generative",
+    "frechet_distance",
     "knn_accuracy",
     "to_rgb",
 ]

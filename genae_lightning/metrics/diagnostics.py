@@ -28,7 +28,7 @@ from genae_lightning.latents.aggregate import aggregate_posterior, require_poste
 from genae_lightning.priors import DecoupledPrior, Prior, StandardNormal
 
 if TYPE_CHECKING:
-    from genae_lightning.metrics.fid import FID, FeatureStats
+    from genae_lightning.metrics.fid import FID
 
 
 def _images(batch: object) -> Tensor:
@@ -204,17 +204,16 @@ def submanifold_metrics(
     train_loader: DataLoader,
     test_loader: DataLoader,
     fid: "FID | None" = None,
-    real: "FeatureStats | None" = None,
     config: DiagnosticsConfig | None = None,
 ) -> dict[str, float]:
-    """``skl``, ``nll``, ``leakage/<tau>`` and, given an FID and real statistics, LP-FID.
+    """``skl``, ``nll``, ``leakage/<tau>`` and, given an FID with its real set, LP-FID.
 
     Args:
         model: A trained VAE-like method (``posterior``, ``decode``, ``prior``).
         train_loader: Training images: the aggregate posterior q(z).
         test_loader: Held-out images: the NLL.
-        fid: FID scorer (:class:`~genae_lightning.metrics.FID`); no ``fid/low_posterior`` if None.
-        real: The real images' feature statistics for ``fid``.
+        fid: FID scorer (:class:`~genae_lightning.metrics.FID`) whose real set is filled
+            (``fid.set_real``); no ``fid/low_posterior`` if None.
         config: Sample counts; ``DiagnosticsConfig()`` when None.
     """
     config = config or DiagnosticsConfig()
@@ -231,10 +230,10 @@ def submanifold_metrics(
         scores = leakage_scores(model.prior, q, taus, config.skl_samples, gen)
         metrics.update({f"leakage/{tau:.1f}": float(s) for tau, s in zip(taus, scores,
                                                                          strict=True)})
-        if fid is not None and real is not None:
+        if fid is not None:
             z = low_posterior_latents(model.prior, q, config.lp_samples, config.lp_candidates, gen)
             metrics["fid/low_posterior"] = fid.score(
-                real, decoded_batches(model, z, config.batch_size), "FID features (LP samples)")
+                decoded_batches(model, z, config.batch_size), "FID features (LP samples)")
         return metrics
     finally:
         model.train(was_training)
@@ -259,8 +258,7 @@ def dataset_submanifold_metrics(
     shuffled = DataLoader(train, batch_size=config.batch_size, shuffle=True,
                           generator=torch.Generator().manual_seed(config.seed))
     test_loader = DataLoader(test, batch_size=config.batch_size)
-    real = None
     if fid is not None:
         subset = Subset(test, range(min(num_images, len(test))))
-        real = fid.statistics(_images(b) for b in DataLoader(subset, config.batch_size))
-    return submanifold_metrics(model, shuffled, test_loader, fid, real, config)
+        fid.set_real(_images(b) for b in DataLoader(subset, config.batch_size))
+    return submanifold_metrics(model, shuffled, test_loader, fid, config)

@@ -1,9 +1,13 @@
-"""FID with torchmetrics' ``FrechetInceptionDistance``, real-image statistics cached on disk.
+"""FID: torchmetrics' ``FrechetInceptionDistance`` with real-image statistics cached on disk.
 
 The real images' feature statistics (sum, sum of outer products, count) are computed once per
 dataset, split, subset and feature extractor and kept in memory and in ``cache_dir``; scoring a
 sampler then costs only its own features. Images go in as float in [0, 1] (``normalize=True``);
 grayscale is repeated to 3 channels, so every feature extractor sees (B, 3, H, W).
+
+Under DDP each process updates the metric with its share of the images and torchmetrics sums the
+states over processes when computing (``sync_on_compute``); cached real statistics, which are
+already totals, are loaded on rank zero only.
 """
 
 import os
@@ -11,20 +15,24 @@ import re
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 from torchmetrics.image.fid import FrechetInceptionDistance
+from torchmetrics.utilities.distributed import gather_all_tensors
 from tqdm.auto import tqdm
 
 from genae_lightning.features.extractors import resolve_feature
+from genae_lightning.functional.frechet import frechet_distance, gaussian_moments
 
-Reduce = Callable[[Tensor], Tensor]
+Batches = Iterable[Tensor] | Callable[[], Iterable[Tensor]]
 
 
 class FeatureStats(NamedTuple):
     """Sufficient statistics of a set's features: enough for its mean and covariance.
+
+    The cache files hold these three tensors under the same names.
 
     Attributes:
         total: Sum of the features, (F,), float64.
@@ -54,8 +62,13 @@ def to_rgb(images: Tensor) -> Tensor:
     return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
 
 
-class FID:
+class FID(FrechetInceptionDistance):
     """Fréchet distance of image sets to a real set in a feature space (Inception by default).
+
+    A torchmetrics metric: ``update(images, real=...)`` then ``compute()``; ``reset()`` keeps the
+    real set. :meth:`set_real` fills the real set (from the cache when it can) and :meth:`score`
+    scores one generated set against it. The functional twin is
+    :func:`~genae_lightning.functional.frechet_distance`.
 
     Args:
         feature: ``"inception"`` (2048-d pool features; torchmetrics' default), the path of a
@@ -69,8 +82,19 @@ class FID:
             when it has no ``num_features`` attribute.
         allow_download: Whether missing Inception weights may be downloaded.
         progress: Show progress bars while extracting features.
-        reduce: Sums a tensor over processes (DDP); the identity on one process.
-        write_cache: Whether this process writes cache files (rank zero only under DDP).
+        **kwargs: torchmetrics ``Metric`` options (``sync_on_compute``, ``process_group``, ...).
+
+    Examples:
+        >>> import torch
+        >>> from torch import nn
+        >>> fid = FID(nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten()), disk_cache=False,
+        ...           input_img_size=(3, 8, 8), progress=False)
+        >>> real = torch.rand(64, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+        >>> fid.set_real([real])
+        >>> abs(fid.score([real])) < 1e-4  # a set against itself
+        True
+        >>> fid.score([real.flip(0) * 0.5]) > 0.01
+        True
     """
 
     def __init__(
@@ -82,105 +106,115 @@ class FID:
         input_img_size: tuple[int, int, int] = (3, 299, 299),
         allow_download: bool = True,
         progress: bool = True,
-        reduce: Reduce | None = None,
-        write_cache: bool = True,
+        **kwargs: Any,
     ) -> None:
-        extractor, weights, self.feature_id = resolve_feature(
+        extractor, weights, feature_id = resolve_feature(
             feature, feature_extractor_weights_path, allow_download
         )
-        self.metric = FrechetInceptionDistance(
+        super().__init__(
             feature=extractor,
             reset_real_features=False,
             normalize=True,
             input_img_size=input_img_size,
             feature_extractor_weights_path=None if weights is None else str(weights),
-            sync_on_compute=False,  # statistics are summed over processes by ``reduce``
+            **kwargs,
         )
+        self.feature_id = feature_id
         self.cache_dir = (Path(cache_dir) if cache_dir is not None else default_cache_dir()
                           ) if disk_cache else None
-        self.progress, self.write_cache = progress, write_cache
-        self.reduce: Reduce = reduce if reduce is not None else (lambda t: t)
+        self.progress = progress
         self._memory: dict[str, FeatureStats] = {}
 
-    def to(self, device: torch.device | str) -> "FID":
-        """Move the feature extractor to ``device``; returns self."""
-        self.metric.to(device)
-        return self
-
-    @property
-    def device(self) -> torch.device:
-        """Device of the feature extractor."""
-        return self.metric.device
-
     @torch.no_grad()
-    def statistics(
-        self, batches: Iterable[Tensor], desc: str = "FID features", total: int | None = None
-    ) -> FeatureStats:
-        """Feature statistics of image batches (summed over processes)."""
-        metric = self.metric
-        metric.reset()  # clears the fake slot, which every set passes through
-        for images in tqdm(batches, desc=desc, total=total, disable=not self.progress, leave=False):
-            metric.update(to_rgb(images).to(self.device), real=False)
-        return FeatureStats(
-            self.reduce(metric.fake_features_sum.clone()),
-            self.reduce(metric.fake_features_cov_sum.clone()),
-            self.reduce(metric.fake_features_num_samples.clone()),
-        )
+    def update(self, imgs: Tensor, real: bool) -> None:
+        """Add a batch of images in [0, 1], (B, 1 or 3, H, W), to the real or the generated set."""
+        super().update(to_rgb(imgs).to(self.device), real)
 
-    def real_statistics(
-        self, key: str, batches: Callable[[], Iterable[Tensor]], total: int | None = None
-    ) -> FeatureStats:
-        """Statistics of the real set called ``key``: from memory, the disk cache, or computed.
-
-        Args:
-            key: Names the images (dataset, split, subset, content hash); the feature
-                extractor's id is added here.
-            batches: Makes the iterable of real image batches; called only on a cache miss.
-            total: Number of batches, for the progress bar.
-        """
-        name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", f"{key}-{self.feature_id}")
-        if name in self._memory:
-            return self._memory[name]
-        path = None if self.cache_dir is None else self.cache_dir / f"{name}.pt"
-        found = path is not None and path.is_file()
-        # every process must take the same branch: computing the statistics is a collective
-        if int(self.reduce(torch.tensor(0 if found else 1)).item()) == 0:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            stats = FeatureStats(saved["total"], saved["outer"], saved["count"])
-        else:
-            stats = self.statistics(batches(), desc=f"FID features (real, {key})", total=total)
-            if path is not None and self.write_cache:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                partial = path.with_suffix(f".{os.getpid()}.tmp")
-                torch.save({k: v.cpu() for k, v in stats._asdict().items()}, partial)
-                partial.replace(path)  # atomic: readers never see half a file
-        self._memory[name] = stats
-        return stats
-
-    def distance(self, real: FeatureStats, fake: FeatureStats) -> float:
-        """FID between two sets given their statistics (NaN if ``fake`` is not finite)."""
-        if not (torch.isfinite(fake.total).all() and torch.isfinite(fake.outer).all()):
+    def compute(self) -> Tensor:
+        """FID of the generated set to the real set (NaN, with a warning, if it is not finite)."""
+        fake = (self.fake_features_sum, self.fake_features_cov_sum)
+        if not all(torch.isfinite(t).all() for t in fake):
             warnings.warn("FID: the generated images' features are not finite (NaN or inf "
                           "images?); reporting NaN", stacklevel=2)
-            return float("nan")
-        metric = self.metric
-        metric.reset()
-        device = self.device
-        metric.real_features_sum, metric.real_features_cov_sum, metric.real_features_num_samples = (
-            t.to(device) for t in real
-        )
-        metric.fake_features_sum, metric.fake_features_cov_sum, metric.fake_features_num_samples = (
-            t.to(device) for t in fake
-        )
-        if not hasattr(metric, "orig_dtype"):  # set by update(); unset if no image passed here
-            metric.orig_dtype = torch.float32
-        with warnings.catch_warnings():  # states are set directly, not through update()
-            warnings.filterwarnings("ignore", message=".*compute.* was called before .*update")
-            return float(metric.compute())
+            return torch.tensor(float("nan"))
+        n_real, n_fake = int(self.real_features_num_samples), int(self.fake_features_num_samples)
+        if n_real < 2 or n_fake < 2:
+            raise RuntimeError(
+                f"FID needs at least 2 real and 2 generated images, got {n_real} real and "
+                f"{n_fake} generated; fill the real set with set_real(...) (or update(x, "
+                f"real=True)) and pass at least 2 generated images"
+            )
+        mu_real, sigma_real = gaussian_moments(self.real_features_sum, self.real_features_cov_sum,
+                                               self.real_features_num_samples)
+        mu_fake, sigma_fake = gaussian_moments(self.fake_features_sum, self.fake_features_cov_sum,
+                                               self.fake_features_num_samples)
+        return frechet_distance(mu_real, sigma_real, mu_fake, sigma_fake).to(self.orig_dtype)
 
-    def score(
-        self, real: FeatureStats, batches: Iterable[Tensor], desc: str = "FID features",
-        total: int | None = None,
-    ) -> float:
-        """FID of image batches against the real statistics."""
-        return self.distance(real, self.statistics(batches, desc, total))
+    def score(self, batches: Iterable[Tensor], desc: str = "FID features",
+              total: int | None = None) -> float:
+        """FID of image batches against the real set (this process's share under DDP)."""
+        self.reset()  # clears the generated set only
+        for images in tqdm(batches, desc=desc, total=total, disable=not self.progress, leave=False):
+            self.update(images, real=False)
+        return float(self.compute())
+
+    def set_real(self, batches: Batches, key: str | None = None, total: int | None = None) -> None:
+        """Make ``batches`` (this process's share under DDP) the real set.
+
+        Args:
+            batches: Real image batches, or a function making them (called only when needed).
+            key: Names the images (dataset, split, subset, content hash) for the cache; the
+                feature extractor's id is added here. Without a key nothing is cached.
+            total: Number of batches, for the progress bar.
+        """
+        name = None if key is None else re.sub(r"[^A-Za-z0-9_.=-]+", "_",
+                                                f"{key}-{self.feature_id}")
+        path = None if name is None or self.cache_dir is None else self.cache_dir / f"{name}.pt"
+        if name is not None and name not in self._memory and self._found_everywhere(path):
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            self._memory[name] = FeatureStats(saved["total"], saved["outer"], saved["count"])
+        if name is not None and name in self._memory:
+            self._load_real(self._memory[name])
+            return
+        self._load_real(None)
+        images = batches() if callable(batches) else batches
+        for x in tqdm(images, desc=f"FID features (real{'' if key is None else ', ' + key})",
+                      total=total, disable=not self.progress, leave=False):
+            self.update(x, real=True)
+        self.reset()  # the real set stays
+        if name is None:
+            return
+        with self.sync_context(should_unsync=True):  # totals over processes
+            stats = FeatureStats(self.real_features_sum.cpu().clone(),
+                                 self.real_features_cov_sum.cpu().clone(),
+                                 self.real_features_num_samples.cpu().clone())
+        self._memory[name] = stats
+        if path is not None and self._rank() == 0:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            torch.save(stats._asdict(), partial)
+            partial.replace(path)  # atomic: readers never see half a file
+
+    def _load_real(self, stats: FeatureStats | None) -> None:
+        """Set the real states to ``stats`` (totals: on rank zero only), or zero them."""
+        states = (self.real_features_sum, self.real_features_cov_sum,
+                  self.real_features_num_samples)
+        if stats is None or self._rank() != 0:
+            stats = FeatureStats(*(torch.zeros_like(t) for t in states))
+        self.real_features_sum, self.real_features_cov_sum, self.real_features_num_samples = (
+            new.to(old) for new, old in zip(stats, states, strict=True)
+        )
+        self.reset()  # clears the generated set and any computed value; the real set stays
+
+    def _distributed(self) -> bool:
+        return bool(self.distributed_available_fn())
+
+    def _rank(self) -> int:
+        return torch.distributed.get_rank(self.process_group) if self._distributed() else 0
+
+    def _found_everywhere(self, path: Path | None) -> bool:
+        """Whether every process sees the cache file (all must take the same branch)."""
+        found = torch.tensor(int(path is not None and path.is_file()), device=self.device)
+        if self._distributed():
+            found = torch.stack(gather_all_tensors(found, self.process_group)).min()
+        return bool(found)

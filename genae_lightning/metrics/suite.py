@@ -28,7 +28,8 @@ from genae_lightning.latents.samplers import (
     sample_batches,
 )
 from genae_lightning.metrics.fid import FID
-from genae_lightning.metrics.knn import knn_accuracy
+from genae_lightning.metrics.knn import KNNAccuracy
+from genae_lightning.metrics.sse import ReconstructionSSE
 from genae_lightning.priors import Prior
 
 
@@ -97,19 +98,17 @@ def images_digest(loader: DataLoader) -> str:
 
 
 def _reconstructions(
-    module: L.LightningModule, loader: DataLoader, codes: list[Tensor], labels: list[Tensor],
-    sse: list[Tensor],
+    module: L.LightningModule, loader: DataLoader, knn: KNNAccuracy, sse: ReconstructionSSE,
 ) -> Iterator[Tensor]:
-    """Yield reconstructions batch by batch, collecting codes, labels and per-image SSE."""
+    """Yield reconstructions batch by batch, updating the KNN (labelled codes) and SSE metrics."""
     for batch in loader:
         x, y = _images_and_labels(batch)
         x = x.to(module.device)
         z = module.encode(x)  # (B, d)
         x_hat = module.reconstruct(x)  # (B, C, H, W)
-        codes.append(z.float().cpu())
-        sse.append((x_hat.float() - x.float()).pow(2).flatten(1).sum(1).cpu())  # (B,)
+        sse.update(x, x_hat)
         if y is not None:
-            labels.append(y.cpu())
+            knn.update(z.float(), y.to(z.device), train=False)
         yield x_hat
 
 
@@ -117,12 +116,13 @@ def _training_codes(
     module: L.LightningModule, train: Dataset, config: MetricsConfig, collective: Collective,
     progress: bool,
 ) -> tuple[Tensor, Tensor | None]:
+    """This process's share of the training codes and their labels (None if unlabelled)."""
     n = len(train) if config.knn_train_samples is None else min(config.knn_train_samples,
                                                                  len(train))
     loader = DataLoader(Subset(train, collective.shard(n)), batch_size=config.batch_size)
-    codes = collective.cat(encode_dataset(module, loader, progress=progress))
+    codes = encode_dataset(module, loader, progress=progress)
     labels = [y for y in (_images_and_labels(b)[1] for b in loader) if y is not None]
-    return codes, (collective.cat(torch.cat(labels)) if labels else None)
+    return codes, (torch.cat(labels) if labels else None)
 
 
 @torch.no_grad()
@@ -164,31 +164,25 @@ def evaluate_generative(
     module.eval()
     try:
         metrics: dict[str, float] = {}
-        real = None
         if fid is not None:
             everything = DataLoader(Subset(test, range(num_images)), batch_size=config.batch_size)
             key = f"{dataset_name}-{split}-n{num_images}-{images_digest(everything)}"
-            real = fid.real_statistics(
-                key, lambda: (_images_and_labels(b)[0] for b in loader), total=len(loader)
-            )
-        codes: list[Tensor] = []
-        labels: list[Tensor] = []
-        sse: list[Tensor] = []
-        recon = tqdm(_reconstructions(module, loader, codes, labels, sse), total=len(loader),
+            fid.set_real(lambda: (_images_and_labels(b)[0] for b in loader), key, len(loader))
+        knn = KNNAccuracy(config.k).to(module.device)  # states summed/gathered over processes
+        sse = ReconstructionSSE().to(module.device)
+        recon = tqdm(_reconstructions(module, loader, knn, sse), total=len(loader),
                      desc="reconstructing", disable=not progress or fid is not None, leave=False)
         if fid is not None:
-            metrics["fid/recon"] = fid.score(real, recon, "FID features (reconstructions)",
-                                             len(loader))
+            metrics["fid/recon"] = fid.score(recon, "FID features (reconstructions)", len(loader))
         else:
             for _ in recon:
                 pass
-        metrics["val/rec_sse"] = float(collective.sum(torch.cat(sse).sum().double()) / num_images)
-        test_codes = collective.cat(torch.cat(codes))
+        metrics["val/rec_sse"] = float(sse.compute())
         train_codes, train_labels = _training_codes(module, train, config, collective, progress)
-        if labels and train_labels is not None:
-            test_labels = collective.cat(torch.cat(labels))
-            metrics["knn/acc"] = knn_accuracy(train_codes, train_labels, test_codes, test_labels,
-                                              config.k)
+        if knn.test_labels and train_labels is not None:
+            knn.update(train_codes.to(module.device), train_labels.to(module.device), train=True)
+            metrics["knn/acc"] = float(knn.compute())
+        train_codes = collective.cat(train_codes)  # every process fits the priors on all codes
         fitted: dict[str, Prior] = {}
         if fid is not None:
             fitted = posthoc_priors(module, train_codes, config.samplers, config.n_components,
@@ -198,7 +192,7 @@ def evaluate_generative(
                 batches = sample_batches(module, sampler, len(shard), config.batch_size,
                                          generator, fitted)
                 metrics[f"fid/{sampler}"] = fid.score(
-                    real, batches, f"FID features ({sampler} samples)", len(loader)
+                    batches, f"FID features ({sampler} samples)", len(loader)
                 )
         return Evaluation(metrics, fitted, num_images)
     finally:

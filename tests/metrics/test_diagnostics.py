@@ -163,10 +163,10 @@ def test_plot_leakage_writes_a_png(tmp_path) -> None:
 def test_submanifold_metrics_end_to_end(tiny_features) -> None:
     model = tiny_dpvae()
     fid = FID(tiny_features, disk_cache=False, input_img_size=(3, 8, 8), progress=False)
-    real = fid.statistics(x for x, _ in loader(64))
+    fid.set_real(x for x, _ in loader(64))
     config = DiagnosticsConfig(q_points=30, skl_samples=200, nll_k=20, nll_examples=8,
                                lp_samples=32, thresholds=[-4.0, -2.0])
-    metrics = submanifold_metrics(model, loader(40), loader(16), fid, real, config)
+    metrics = submanifold_metrics(model, loader(40), loader(16), fid, config)
     assert set(metrics) == {"skl", "nll", "leakage/-4.0", "leakage/-2.0", "fid/low_posterior"}
     assert all(math.isfinite(v) for k, v in metrics.items() if not k.startswith("leakage"))
     assert model.training, "the model's mode is restored"

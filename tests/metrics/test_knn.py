@@ -35,3 +35,16 @@ def test_bad_inputs() -> None:
         knn_accuracy(z, y, torch.zeros(4, 3), y, k=1)
     with pytest.raises(ValueError, match=r"shape \(N,\)"):
         knn_accuracy(z, y[:3], z, y, k=1)
+
+
+def test_knn_metric_accumulates_batches_like_the_function() -> None:
+    g = torch.Generator().manual_seed(1)
+    z, y = torch.randn(120, 3, generator=g), torch.randint(0, 3, (120,), generator=g)
+    metric = knn.KNNAccuracy(k=5)
+    for codes, labels in zip(z[:80].split(16), y[:80].split(16), strict=True):
+        metric.update(codes, labels, train=True)
+    metric.update(z[80:], y[80:], train=False)
+    assert float(metric.compute()) == knn_accuracy(z[:80], y[:80], z[80:], y[80:], k=5)
+    metric.reset()
+    with pytest.raises(ValueError, match="expected train codes of shape"):
+        metric.compute()  # nothing accumulated: the function's shape check says so
