@@ -9,6 +9,8 @@ config arguments composed first (:mod:`~genae_lightning.commands.config_files`).
 import sys
 from pathlib import Path
 
+import lightning as L
+import torch
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_info
 
@@ -82,6 +84,33 @@ class GenaeCLI(LightningCLI):
         describe_runs(self.trainer, self.model, self.datamodule, self.config[self.subcommand])
 
     before_validate = before_test = before_fit
+
+    def before_predict(self) -> None:
+        """Refuse a checkpoint of another method or other settings (as for validate/test)."""
+        self.check_resume(self.subcommand)
+
+    def after_predict(self) -> None:
+        """Write the codes and reconstructions to ``predictions.pt`` in the run's folder."""
+        path = save_predictions(self.trainer)
+        rank_zero_info(f"wrote the codes and reconstructions of the test split to {path} "
+                       "(torch.load(path, weights_only=True): a dict of tensors)")
+
+
+def save_predictions(trainer: L.Trainer) -> Path:
+    """Concatenate ``trainer.predict``'s per-batch dicts and save them beside the run's logs.
+
+    One file per process under DDP (``predictions-rank<r>.pt``), each holding its shard.
+    """
+    batches = trainer.predict_loop.predictions
+    if batches and isinstance(batches[0], list):  # several predict dataloaders: the first
+        batches = batches[0]
+    merged = {key: torch.cat([b[key].detach().cpu() for b in batches]) for key in batches[0]}
+    rank = trainer.global_rank
+    name = "predictions.pt" if trainer.world_size == 1 else f"predictions-rank{rank}.pt"
+    path = Path(trainer.log_dir or trainer.default_root_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(merged, path)
+    return path
 
 
 def fit(argv: list[str]) -> None:

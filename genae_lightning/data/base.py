@@ -222,6 +222,10 @@ class ImageDataModule(L.LightningDataModule, abc.ABC):
         """Test batches, in a fixed order."""
         return self._loader(self._require("test_dataset", self.test_dataset), train=False)
 
+    def predict_dataloader(self) -> DataLoader:
+        """``genae predict`` / ``Trainer.predict`` run over the test split, in a fixed order."""
+        return self.test_dataloader()
+
     def _loader(self, dataset: Dataset[tuple[Tensor, Tensor]], train: bool) -> DataLoader:
         trainer = getattr(self, "trainer", None)
         sharding = trainer.distributed_sampler_kwargs if trainer is not None else None

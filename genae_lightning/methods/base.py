@@ -227,6 +227,20 @@ class GenerativeAutoencoder(PretrainedMixin, CheckpointedModule):
         """Test loss and per-pixel reconstruction MSE."""
         return self._shared_step(batch, "test", batch_idx).total  # type: ignore[union-attr]
 
+    def predict_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
+        """Codes and reconstructions of a batch (``genae predict``, ``Trainer.predict``).
+
+        Returns:
+            ``{"codes": (B, latent_dim), "reconstructions": (B, C, H, W)}``, plus ``"labels"``
+            when the batch carries them.
+        """
+        x = batch[0] if isinstance(batch, (tuple, list)) else batch
+        z = self.encode(x)
+        out = {"codes": z, "reconstructions": self.decode(z)}
+        if isinstance(batch, (tuple, list)) and len(batch) > 1:
+            out["labels"] = batch[1]
+        return out
+
     def configure_optimizers(self) -> Any:
         """The optimizer from the ``optimizer`` factory over all parameters."""
         return self.optimizer_factory(self.parameters())

@@ -88,3 +88,26 @@ def test_device_defaults_to_auto_in_every_checkpoint_command(monkeypatch, capsys
     monkeypatch.setattr(checkpoints.torch.cuda, "is_available", lambda: False)
     assert checkpoints.resolve_device("auto") == "cpu"
     assert checkpoints.resolve_device("cuda:1") == "cuda:1"
+
+
+def test_predict_writes_codes_and_reconstructions_of_the_test_split(quickstart_run, tmp_path):
+    import torch
+
+    from genae_lightning import Digits, load_method
+
+    main(["predict", "--config", str(REPO / "configs" / "quickstart.yaml"),
+          "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir",
+          str(tmp_path / "predict"), "--ckpt_path", str(quickstart_run)])
+    [path] = (tmp_path / "predict").rglob("predictions.pt")
+    predictions = torch.load(path, weights_only=True)
+    model = load_method(quickstart_run).eval()
+    data = Digits()
+    data.setup("predict")
+    n = len(data.test_dataset)
+    assert predictions["codes"].shape == (n, model.latent_dim)
+    assert predictions["reconstructions"].shape == (n, *model.image_shape)
+    assert predictions["labels"].shape == (n,)
+    x, _ = next(iter(data.test_dataloader()))
+    with torch.no_grad():
+        assert torch.allclose(predictions["codes"][: len(x)], model.encode(x), atol=1e-5)
+        assert torch.allclose(predictions["reconstructions"][: len(x)], model(x), atol=1e-5)
