@@ -71,7 +71,7 @@ def test_a_folder_that_is_not_pretrained_is_refused(tmp_path) -> None:
 
 def test_the_mixin_loads_its_own_class_only(tmp_path, monkeypatch) -> None:
     class SharedAE(AE):
-        pass
+        """An AE subclass: from_pretrained checks the folder holds this very class."""
 
     SharedAE.__module__, SharedAE.__qualname__ = "genae_lightning.methods.ae", "SharedAE"
     monkeypatch.setattr(genae_lightning.methods.ae, "SharedAE", SharedAE, raising=False)
