@@ -19,7 +19,7 @@ def test_the_site_builds_in_strict_mode(tmp_path) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
     methods = (site / "api" / "methods" / "index.html").read_text()
     assert 'id="genae_lightning.methods.InjFlow"' in methods  # generated from the docstrings
-    pretrained = (site / "api" / "pretrained" / "index.html").read_text()
+    pretrained = (site / "api" / "methods" / "index.html").read_text()
     assert 'id="genae_lightning.methods.pretrained.from_pretrained"' in pretrained
 
 
