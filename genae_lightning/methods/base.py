@@ -1,13 +1,13 @@
 """The base every method derives from: encode, decode, reconstruct, sample, loss, one step.
 
-The rest lives beside it: checkpoints in :mod:`.checkpointing`, per-step seeding in
-:mod:`.seeding`, input checks in :mod:`.inputs`, the non-finite error in :mod:`.nonfinite` (its
-policy in the ``NonFiniteGuard`` callback) and post-hoc priors in ``priors.posthoc``.
+The rest lives beside it: checkpoints and saved hyperparameters in :mod:`.checkpointing`, the
+networks (backbone or your own modules) in :mod:`.networks`, per-step seeding in :mod:`.seeding`,
+input checks in :mod:`.inputs`, the non-finite error in :mod:`.nonfinite` (its policy in the
+``NonFiniteGuard`` callback), sharing in :mod:`.pretrained`, post-hoc priors in
+``priors.posthoc``, and Gaussian-posterior methods in :mod:`.gaussian`.
 """
 
-import inspect
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 import torch
@@ -18,7 +18,7 @@ from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape, check_image_shape
 from genae_lightning.methods.checkpointing import CheckpointedModule
 from genae_lightning.methods.inputs import check_batch_shape, check_pixel_range
-from genae_lightning.methods.networks import NETWORK_ARGS, build_networks
+from genae_lightning.methods.networks import build_networks, network_record
 from genae_lightning.methods.nonfinite import (
     NonFiniteHandler,
     NonFiniteLossError,
@@ -29,8 +29,7 @@ from genae_lightning.methods.seeding import initial_noise_seed, seeded, step_see
 from genae_lightning.priors import Prior, StandardNormal
 from genae_lightning.priors.posthoc import PosthocPriors
 
-__all__ = ["GaussianPosteriorAutoencoder", "GenerativeAutoencoder", "LossOutput",
-           "NonFiniteLossError"]
+__all__ = ["GenerativeAutoencoder", "LossOutput", "NonFiniteLossError"]
 
 
 @dataclass
@@ -89,10 +88,7 @@ class GenerativeAutoencoder(PretrainedMixin, CheckpointedModule):
         self.encoder, self.decoder = build_networks(
             type(self).__name__, self.image_shape, latent_dim, encoder_features or latent_dim,
             backbone, encoder, decoder)
-        # recorded in checkpoints: loading them needs these modules again
-        self.custom_networks = None if encoder is None else {
-            name: f"{type(m).__module__}.{type(m).__qualname__}"
-            for name, m in (("encoder", encoder), ("decoder", decoder))}
+        self.custom_networks = network_record(encoder, decoder)  # loading needs them again
         self.optimizer_factory = optimizer
         self.prior: Prior = StandardNormal(latent_dim)
         self.posthoc_priors = PosthocPriors(latent_dim)
@@ -101,17 +97,6 @@ class GenerativeAutoencoder(PretrainedMixin, CheckpointedModule):
         self.nonfinite_handler: NonFiniteHandler = stop_if_nonfinite  # NonFiniteGuard's, if any
         self._input_checked = False
 
-    def save_hyperparameters(self, *args: Any, ignore: Any = None,
-                             frame: FrameType | None = None, logger: bool = True) -> None:
-        """Lightning's ``save_hyperparameters``, always leaving out ``encoder`` and ``decoder``.
-
-        Modules passed as ``encoder=``/``decoder=`` are not settings: they are not pickled into
-        checkpoints or logged (their weights are in the state dict).
-        """
-        frame = frame or inspect.currentframe().f_back  # type: ignore[union-attr]
-        ignore = [ignore] if isinstance(ignore, str) else list(ignore or [])
-        super().save_hyperparameters(*args, ignore=[*ignore, *NETWORK_ARGS], frame=frame,
-                                     logger=logger)
 
     def forward(self, x: Tensor) -> Tensor:
         """``model(x)``: the reconstruction ``decode(encode(x))``, (B, C, H, W)."""
@@ -245,20 +230,3 @@ class GenerativeAutoencoder(PretrainedMixin, CheckpointedModule):
         """The optimizer from the ``optimizer`` factory over all parameters."""
         return self.optimizer_factory(self.parameters())
 
-
-class GaussianPosteriorAutoencoder(GenerativeAutoencoder):
-    """A method whose encoder outputs a diagonal Gaussian q(z|x) (VAE, dpVAE, VPGA).
-
-    The encoder has ``2 * latent_dim`` outputs (pass ``encoder_features=2 * latent_dim``): the
-    mean, then the log-variance. ``encode`` is the posterior mean.
-    """
-
-    def posterior(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and log-variance of q(z|x), each (B, d)."""
-        self._check_input(x)
-        mean, logvar = self.encoder(x).chunk(2, dim=1)
-        return mean, logvar
-
-    def encode(self, x: Tensor) -> Tensor:
-        """Posterior mean."""
-        return self.posterior(x)[0]

@@ -6,7 +6,9 @@ image shape before any layer's size mismatch, and reads files weights-only.
 """
 
 import functools
+import inspect
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import lightning as L
@@ -14,6 +16,7 @@ import torch
 from torch import Tensor
 
 from genae_lightning.backbones.base import ImageShape
+from genae_lightning.methods.networks import NETWORK_ARGS
 
 # Optimizer classes are hyperparameters too (``optimizer=torch.optim.Adam``, or
 # ``functools.partial(torch.optim.SGD, lr=0.1)`` from Python): allow them in weights-only
@@ -32,6 +35,18 @@ class CheckpointedModule(L.LightningModule):
     """
 
     image_shape: ImageShape
+
+    def save_hyperparameters(self, *args: Any, ignore: Any = None,
+                             frame: FrameType | None = None, logger: bool = True) -> None:
+        """Lightning's ``save_hyperparameters``, always leaving out ``encoder`` and ``decoder``.
+
+        Modules passed as ``encoder=``/``decoder=`` are not settings: they are not pickled into
+        checkpoints or logged (their weights are in the state dict).
+        """
+        frame = frame or inspect.currentframe().f_back  # type: ignore[union-attr]
+        ignore = [ignore] if isinstance(ignore, str) else list(ignore or [])
+        super().save_hyperparameters(*args, ignore=[*ignore, *NETWORK_ARGS], frame=frame,
+                                     logger=logger)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the method class so `genae sample` can rebuild the model."""

@@ -112,3 +112,15 @@ def check_network(owner: str, name: str, module: nn.Module, in_shape: tuple[int,
             f"{owner}'s {name} maps a batch of shape {in_shape} to {got}, expected "
             f"{out_shape}: {hint}"
         )
+
+
+def network_record(encoder: nn.Module | None, decoder: nn.Module | None) -> dict[str, str] | None:
+    """The class paths of modules passed as ``encoder=``/``decoder=``, recorded in checkpoints.
+
+    Checkpoints hold their weights but not the modules, so loading needs them again; None when
+    the networks came from a backbone.
+    """
+    if encoder is None:
+        return None
+    return {name: f"{type(m).__module__}.{type(m).__qualname__}"
+            for name, m in (("encoder", encoder), ("decoder", decoder))}

@@ -37,11 +37,8 @@ from genae_lightning.functional import gaussian_kl_standard, gaussian_nll, repar
 from genae_lightning.functional import sum_squared_error as sse
 from genae_lightning.functional.batchnorm import frozen_batchnorm_stats
 from genae_lightning.functional.pga import log_det_jacobian_estimate, sphere_perturbation
-from genae_lightning.methods.base import (
-    GaussianPosteriorAutoencoder,
-    GenerativeAutoencoder,
-    LossOutput,
-)
+from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
+from genae_lightning.methods.gaussian import GaussianPosteriorAutoencoder
 
 
 def _frozen_h(encoder: nn.Module, decoder: nn.Module, z: Tensor, dim: int) -> Tensor:

@@ -13,7 +13,7 @@ import genae_lightning.methods as methods
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import GenerativeAutoencoder, load_method
-from genae_lightning.methods.base import GaussianPosteriorAutoencoder
+from genae_lightning.methods.gaussian import GaussianPosteriorAutoencoder
 from tests.conftest import REPO, tiny_trainer
 
 SHAPE, D = (1, 8, 8), 4
