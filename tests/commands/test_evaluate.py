@@ -205,7 +205,8 @@ def test_report_keeps_fids_of_different_features_apart(tmp_path) -> None:
     paths = [evaluation("A", "inception2048", "fid", 11.0),
              evaluation("B", "classifier-0123abcd", "cfid", 22.0),
              evaluation("C", "Sequential-4f2a", "fid_sequential-4f2a", 33.0)]
-    table = main(["report", *map(str, paths), "--out", str(tmp_path / "r")])
+    main(["report", *map(str, paths), "--out", str(tmp_path / "r")])
+    table = (tmp_path / "r.md").read_text()
     titles = [t.strip() for t in table.splitlines()[0].strip("|").split("|")]
     recon = [titles.index(t) for t in ("Rec. FID", "Rec. cFID", "Rec. FID (sequential-4f2a)")]
     rows = {line.split(" | ")[0][2:]: [c.strip() for c in line.strip("|").split("|")]
