@@ -57,6 +57,8 @@ def test_an_offline_run_of_injflow_mnist_carries_method_dataset_config_and_seed(
     assert not [k for row in rows for k in row if k.startswith("fid")]
     record = record_from_wandb_run(runs[0])
     assert record["name"] == "InjFlow" and record["dataset"] == "SyntheticImages"
+    assert record["features"] == config["fid_feature"]  # the report names the extractor
+    assert {"cfid/gmm", "knn/acc"} <= set(record["metrics"])
 
 
 def test_fid_features_are_named_once_and_logged_as_a_hyperparameter(tmp_path, caplog) -> None:

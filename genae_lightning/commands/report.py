@@ -197,10 +197,12 @@ def record_from_wandb_run(run_file: Path) -> dict[str, Any] | None:
     if not metrics:
         return None
     group = (run.run_group or None) if run is not None else None
-    dataset = wandb_config(run_file).get("dataset") or group
+    config = wandb_config(run_file)
+    dataset = config.get("dataset") or group
     methods = [t for t in (run.tags if run is not None else []) if t not in (group, dataset)]
     return {"name": methods[0] if methods else run_file.parent.name, "dataset": dataset or "?",
-            "global_step": step, "metrics": metrics, "features": None, "source": str(run_file)}
+            "global_step": step, "metrics": metrics, "features": config.get("fid_feature"),
+            "source": str(run_file)}
 
 
 def read_evaluation(path: Path) -> dict[str, Any]:
