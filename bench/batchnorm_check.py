@@ -124,8 +124,8 @@ def main() -> None:
     print(f"\ncheck: {record}\n\n| statistics | Rec. FID | N FID | GMM FID | test Rec. SSE |\n"
           "|---|---|---|---|---|")
     for name, m in scores.items():
-        print(f"| {name} | {m['fid/recon']:.2f} | {m['fid/gaussian']:.2f} | {m['fid/gmm']:.2f} | "
-              f"{m['val/rec_sse']:.2f} |", flush=True)
+        print(f"| {name} | {m['cfid/recon']:.2f} | {m['cfid/gaussian']:.2f} | "  # classifier FID
+              f"{m['cfid/gmm']:.2f} | {m['val/rec_sse']:.2f} |", flush=True)
     (out / f"{args.method}_{args.steps}.json").write_text(json.dumps(
         {"args": vars(args), "train_seconds": train_seconds, "history": probe.history,
          "sweep": sweep, "check": record, "scores": scores}, indent=2))

@@ -174,7 +174,7 @@ def plot_latents(model, q, path: Path, title: str, seed: int) -> None:
 
 def evaluate(model, row: dict, fid: FID, dm: MNIST, args: argparse.Namespace) -> dict:
     start = time.perf_counter()
-    row["fid/prior"] = fid.score(prior_batches(model, args.eval_samples, args.seed))
+    row[f"{fid.prefix}/prior"] = fid.score(prior_batches(model, args.eval_samples, args.seed))
     config = DiagnosticsConfig(q_points=10_000, skl_samples=5000, nll_k=args.nll_k,
                                nll_examples=args.nll_examples, lp_samples=args.eval_samples,
                                lp_candidates=10 * args.eval_samples, seed=args.seed)
@@ -201,8 +201,8 @@ def table(rows: list[dict]) -> str:
     lines = ["| Method | steps | FID | LP-FID | sKL | NLL (nats) | train s |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['label']} | {r['steps']} | {r['fid/prior']:.2f} | "
-                     f"{r['fid/low_posterior']:.2f} | {r['skl']:.2f} | {r['nll']:.1f} | "
+        lines.append(f"| {r['label']} | {r['steps']} | {r['cfid/prior']:.2f} | "
+                     f"{r['cfid/low_posterior']:.2f} | {r['skl']:.2f} | {r['nll']:.1f} | "
                      f"{r['train_seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 

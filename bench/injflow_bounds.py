@@ -171,8 +171,8 @@ def tables(results: list[dict[str, Any]]) -> str:
             mean_sd([r["mu"] for r in group]),
             mean_sd([r.get("lambda", 0.0) for r in group]),
             mean_sd([r.get("lambda_in", 0.0) for r in group], 3),
-            *(mean_sd([r["eval"][f"fid/{k}"] for r in group]) for k in ("recon", "gaussian",
-                                                                         "gmm")),
+            *(mean_sd([r["eval"][f"cfid/{k}"] for r in group])  # classifier FID: cfid/*
+              for k in ("recon", "gaussian", "gmm")),
             mean_sd([r["train_seconds"] for r in group], 0),
         ]
         lines.append(f"| {bound}, {schedule} | " + " | ".join(cells) + " |")

@@ -4,7 +4,7 @@ Each method trains for the same fixed number of optimizer steps on the same thin
 (the PGA paper's small MNIST net with fewer filters, no BatchNorm), with Adam (lr 1e-3) for all
 three, then is scored on the first ``--num-samples`` MNIST test images:
 
-- ``fid/recon``, ``fid/prior``: classifier FID (features of a small MNIST classifier trained here
+- ``cfid/recon``, ``cfid/prior``: classifier FID (features of a small MNIST classifier trained here
   first; Inception weights are not available offline) of reconstructions and of samples of the
   method's own prior (N(0, I) for PGA, the pseudo-input mixture for SWAE);
 - ``knn/acc``: 5-NN accuracy of test codes against ``--knn-train`` training codes;
@@ -132,7 +132,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|")
     for name, dim, train_s, m, denoise in rows:
         print(f"| {name} | {dim} | {train_s:.0f} | {m['val/rec_sse']:.2f} | {denoise:.2f} | "
-              f"{m['knn/acc']:.3f} | {m['fid/recon']:.2f} | {m['fid/prior']:.2f} |")
+              f"{m['knn/acc']:.3f} | {m['cfid/recon']:.2f} | {m['cfid/prior']:.2f} |")
 
 
 if __name__ == "__main__":

@@ -211,6 +211,7 @@ class Study:
         self.trained = 0
         self.fid = FID(feature=args.feature, feature_extractor_weights_path=args.inception_weights,
                        disk_cache=False, progress=False, allow_download=args.feature == "inception")
+        self.prefix = self.fid.prefix  # FID keys of the results: fid/* (Inception) or cfid/*
 
     def load(self) -> list[dict[str, Any]]:
         """The finished runs of this budget (other budgets' lines are kept but ignored)."""
@@ -306,7 +307,7 @@ class Study:
                   "checkpoint": str(ckpt)}
         self.append(record)
         print(f"{point} seed {seed}: {seconds:.0f}s, {steps} steps, val GMM FID "
-              f"{ {k: round(v['fid/gmm'], 2) for k, v in val.items()} }, probe "
+              f"{ {k: round(v[f'{self.prefix}/gmm'], 2) for k, v in val.items()} }, probe "
               f"{ {k: round(v, 2) for k, v in probe.items()} }", flush=True)
         return record
 
@@ -362,9 +363,10 @@ class Study:
         chosen: dict[str, dict[str, Any]] = {}
         for method in METHODS:
             mine = [p for p in points if GRID[p]["method"] == method]
-            candidates = [(r["val"][bn]["fid/gmm"], r["point"], bn) for p in mine
+            gmm = f"{self.prefix}/gmm"
+            candidates = [(r["val"][bn][gmm], r["point"], bn) for p in mine
                           if (r := self.find("train", p, self.args.selection_seed)) is not None
-                          for bn in r["val"] if math.isfinite(r["val"][bn]["fid/gmm"])]
+                          for bn in r["val"] if math.isfinite(r["val"][bn][gmm])]
             if candidates:
                 fid, point, bn = min(candidates)
                 chosen[method] = {"point": point, "bn": bn, "val_gmm": fid,
@@ -390,14 +392,15 @@ def table(study: Study, chosen: dict[str, dict[str, Any]], seeds: list[int]
                "grid": f"{sel['grid_done']}/{sel['grid_size']}",
                "val_gmm": f"{sel['val_gmm']:.2f}", "seeds": len(tests),
                "failed_seeds": sum(r["test"] is None for r in found)}
-        for key, name in (("fid/recon", "rec"), ("fid/gaussian", "n"), ("fid/gmm", "gmm")):
-            row[name] = mean_sd([r["test"][key] for r in tests]) if tests else "(running)"
+        for kind, name in (("recon", "rec"), ("gaussian", "n"), ("gmm", "gmm")):
+            row[name] = (mean_sd([r["test"][f"{study.prefix}/{kind}"] for r in tests])
+                         if tests else "(running)")
         for i, name in enumerate(("paper_rec", "paper_n", "paper_gmm")):
             row[name] = f"{paper[method][i]:.2f}" if method in paper else "-"
         if method in INJFLOW:
             row["gmm_equal_time"] = "(reference)"
         else:
-            row["gmm_equal_time"] = (mean_sd([r["test"]["fid/gmm"] for r in timed])
+            row["gmm_equal_time"] = (mean_sd([r["test"][f"{study.prefix}/gmm"] for r in timed])
                                      if timed else "(running)")
         row["steps_equal_time"] = (mean_sd([r["steps_done"] for r in timed], 0)
                                    if timed else "-")

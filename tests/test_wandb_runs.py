@@ -52,9 +52,13 @@ def test_an_offline_run_of_injflow_mnist_carries_method_dataset_config_and_seed(
     assert config["model"]["init_args"]["backbone"]["init_args"]["width"] == 0.125
     # the FID of this run used the classifier: said in the config (exact id) and in the rows
     assert config["fid_feature"].startswith("classifier-")
-    assert any("fid/gmm" in row for row in rows)
+    # classifier FID is logged as cfid/*, never under the Inception keys fid/*
+    assert any("cfid/gmm" in row for row in rows)
+    assert not [k for row in rows for k in row if k.startswith("fid")]
     record = record_from_wandb_run(runs[0])
     assert record["name"] == "InjFlow" and record["dataset"] == "SyntheticImages"
+    assert record["features"] == config["fid_feature"]  # the report names the extractor
+    assert {"cfid/gmm", "knn/acc"} <= set(record["metrics"])
 
 
 def test_fid_features_are_named_once_and_logged_as_a_hyperparameter(tmp_path, caplog) -> None:
@@ -67,6 +71,9 @@ def test_fid_features_are_named_once_and_logged_as_a_hyperparameter(tmp_path, ca
         trainer.fit(model, datamodule=Digits(batch_size=16))
     said = [r.getMessage() for r in caplog.records if "FID features of this run" in r.getMessage()]
     assert len(said) == 1 and metrics.feature_id in said[0]
+    assert f"logged as {metrics.fid.prefix}/*" in said[0]  # a custom module: its own FID keys
+    assert metrics.fid.prefix.startswith("fid_tinyfeatures-")
+    assert f"{metrics.fid.prefix}/gmm" in metrics.latest and "fid/gmm" not in metrics.latest
     hparams = Path(trainer.logger.log_dir, "hparams.yaml").read_text()
     assert f"fid_feature: {metrics.feature_id}" in hparams and metrics.feature_id != "none"
 

@@ -51,7 +51,10 @@ class GenerativeMetrics(L.Callback):
     ``fid/recon`` (reconstructions of the evaluation images), ``fid/prior`` (the method's own
     prior), ``fid/gaussian`` and ``fid/gmm`` (post-hoc samplers), ``knn/acc`` and
     ``val/rec_sse`` (mean per-image sum of squared errors; computed on ``split``, the test split
-    by default like the papers' tables, and logged beside ``val/rec_mse``).
+    by default like the papers' tables, and logged beside ``val/rec_mse``). The FID keys name
+    the feature extractor's family (:func:`~genae_lightning.metrics.fid.fid_prefix`):
+    ``fid/*`` with Inception, ``cfid/*`` (classifier FID) with a ``genae train-features``
+    classifier, ``fid_<id>/*`` with any other feature module.
 
     At the end of fit the post-hoc priors of :class:`FitLatentPrior` are used when that callback
     runs first (list it before this one); mid-training, temporary ones are fitted to the
@@ -67,9 +70,10 @@ class GenerativeMetrics(L.Callback):
     When FID's feature extractor is unavailable (Inception weights neither cached nor
     downloadable) FID is switched off with a warning saying how to fix it, and KNN accuracy and
     SSE are still logged; ``strict=True`` makes that an error instead. The features used are
-    said once in the log and logged as the hyperparameter ``fid_feature`` (e.g.
-    ``inception2048``, a classifier's id, or ``none``), so FIDs of different extractors can be
-    told apart (``genae fit --fid_feature <classifier.pt>`` picks a classifier instead).
+    said once in the log, with the keys they are logged under, and logged as the hyperparameter
+    ``fid_feature`` (e.g. ``inception2048``, a classifier's id, or ``none``); FIDs of different
+    extractors never share a key (``genae fit --fid_feature <classifier.pt>`` picks a classifier
+    instead).
 
     Args:
         every_n_epochs: Run after every n-th training epoch (None or 0: only at the end of fit).
@@ -136,7 +140,8 @@ class GenerativeMetrics(L.Callback):
             rank_zero_warn(f"GenerativeMetrics: FID is switched off for this run (knn/acc and "
                            f"val/rec_sse are still logged). {err}")
         self.feature_id = "none" if self.fid is None else self.fid.feature_id
-        rank_zero_info(f"GenerativeMetrics: FID features of this run: {self.feature_id}")
+        keys = "" if self.fid is None else f" (logged as {self.fid.prefix}/*)"
+        rank_zero_info(f"GenerativeMetrics: FID features of this run: {self.feature_id}{keys}")
         for logger in trainer.loggers:  # runs of different extractors stay apart (fid_feature)
             logger.log_hyperparams({"fid_feature": self.feature_id})
 

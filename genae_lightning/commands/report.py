@@ -2,6 +2,8 @@
 
 Rows are methods, columns the InjFlow paper's FIDs (reconstructions, post-hoc Gaussian "N",
 post-hoc GMM; plus the method's own prior) and SWAE's 5-NN accuracy and reconstruction loss.
+FIDs of different feature extractors get separate columns: ``fid/*`` (Inception, "FID"),
+``cfid/*`` (a classifier, "cFID"), ``fid_<id>/*`` (another module, "FID (<id>)").
 Sources, per run directory given: the ``evaluation*.json`` files ``genae evaluate`` wrote; if
 there are none, the last values logged by ``GenerativeMetrics`` in CSV logs (``metrics.csv``);
 if there are none either, in offline W&B runs (``run-*.wandb``).
@@ -19,16 +21,43 @@ from typing import Any
 
 import yaml
 
-# (column title, metric key, number format)
-METRIC_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("Rec. FID", "fid/recon", ".2f"),
-    ("N FID", "fid/gaussian", ".2f"),
-    ("GMM FID", "fid/gmm", ".2f"),
-    ("Prior FID", "fid/prior", ".2f"),
+from genae_lightning.metrics.fid import split_fid_key
+
+# FID columns (title, kind), one set per FID feature family present: fid/<kind>, cfid/<kind>, ...
+FID_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("Rec.", "recon"), ("N", "gaussian"), ("GMM", "gmm"), ("Prior", "prior"),
+)
+FID_KINDS = tuple(kind for _, kind in FID_COLUMNS)
+# (column title, metric key, number format) of the other columns
+OTHER_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("5-NN acc.", "knn/acc", ".4f"),
     ("Rec. SSE", "val/rec_sse", ".2f"),
 )
-METRIC_KEYS = tuple(key for _, key, _ in METRIC_COLUMNS)
+
+
+def is_report_key(key: str) -> bool:
+    """Whether a logged metric is a column of the report (an FID of any features, 5-NN, SSE)."""
+    fid = split_fid_key(key)
+    return (fid is not None and fid[1] in FID_KINDS) or key in {k for _, k, _ in OTHER_COLUMNS}
+
+
+def _fid_title(prefix: str) -> str:
+    """``fid`` -> ``FID``, ``cfid`` -> ``cFID`` (classifier FID), ``fid_<id>`` -> ``FID (<id>)``."""
+    return {"fid": "FID", "cfid": "cFID"}.get(prefix, f"FID ({prefix.removeprefix('fid_')})")
+
+
+def metric_columns(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(title, key, format) of the table's columns: FIDs per feature family, then the others.
+
+    Each family of FID features gets its own columns (Inception ``fid/*`` first, then classifier
+    ``cfid/*``, then other modules ``fid_<id>/*``), so one column never mixes extractors;
+    Inception columns when no record has an FID.
+    """
+    found = {fid[0] for r in records for k in r.get("metrics", {})
+             if (fid := split_fid_key(k)) is not None and fid[1] in FID_KINDS}
+    prefixes = sorted(found or {"fid"}, key=lambda p: (p != "fid", p != "cfid", p))
+    return [*((f"{title} {_fid_title(p)}", f"{p}/{kind}", ".2f") for p in prefixes
+              for title, kind in FID_COLUMNS), *OTHER_COLUMNS]
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -39,12 +68,13 @@ def _cell(value: Any, fmt: str) -> str:
 
 def markdown_table(records: list[dict[str, Any]]) -> str:
     """Records (``genae evaluate``'s JSON) as a markdown table, one row per record."""
-    titles = ["Method", "Dataset", "Steps", *(t for t, _, _ in METRIC_COLUMNS), "FID features"]
+    columns = metric_columns(records)
+    titles = ["Method", "Dataset", "Steps", *(t for t, _, _ in columns), "FID features"]
     lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     for r in records:
         metrics = r.get("metrics", {})
         cells = [r.get("name", "?"), r.get("dataset", "?"), _cell(r.get("global_step"), "d"),
-                 *(_cell(metrics.get(key), fmt) for _, key, fmt in METRIC_COLUMNS),
+                 *(_cell(metrics.get(key), fmt) for _, key, fmt in columns),
                  r.get("features") or "–"]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -54,11 +84,12 @@ def csv_table(records: list[dict[str, Any]]) -> str:
     """Records as CSV with full-precision values (one row per record)."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["method", "dataset", "global_step", *METRIC_KEYS, "features", "source"])
+    keys = [key for _, key, _ in metric_columns(records)]
+    writer.writerow(["method", "dataset", "global_step", *keys, "features", "source"])
     for r in records:
         metrics = r.get("metrics", {})
         writer.writerow([r.get("name"), r.get("dataset"), r.get("global_step"),
-                         *(metrics.get(key) for key in METRIC_KEYS), r.get("features"),
+                         *(metrics.get(key) for key in keys), r.get("features"),
                          r.get("checkpoint") or r.get("source")])
     return out.getvalue()
 
@@ -83,7 +114,8 @@ def record_from_csv_log(metrics_csv: Path) -> dict[str, Any] | None:
     step = None
     with metrics_csv.open(newline="") as file:
         for row in csv.DictReader(file):
-            logged = {k: float(row[k]) for k in METRIC_KEYS if row.get(k) not in (None, "")}
+            logged = {k: float(v) for k, v in row.items()
+                      if k is not None and is_report_key(k) and v not in (None, "")}
             if logged:
                 metrics.update(logged)
                 step = int(float(row["step"])) if row.get("step") else step
@@ -158,17 +190,19 @@ def record_from_wandb_run(run_file: Path) -> dict[str, Any] | None:
     metrics: dict[str, float] = {}
     step = None
     for row in rows:
-        logged = {k: float(row[k]) for k in METRIC_KEYS if k in row}
+        logged = {k: float(v) for k, v in row.items() if is_report_key(k)}
         if logged:
             metrics.update(logged)
             step = row.get("trainer/global_step", step)
     if not metrics:
         return None
     group = (run.run_group or None) if run is not None else None
-    dataset = wandb_config(run_file).get("dataset") or group
+    config = wandb_config(run_file)
+    dataset = config.get("dataset") or group
     methods = [t for t in (run.tags if run is not None else []) if t not in (group, dataset)]
     return {"name": methods[0] if methods else run_file.parent.name, "dataset": dataset or "?",
-            "global_step": step, "metrics": metrics, "features": None, "source": str(run_file)}
+            "global_step": step, "metrics": metrics, "features": config.get("fid_feature"),
+            "source": str(run_file)}
 
 
 def read_evaluation(path: Path) -> dict[str, Any]:

@@ -8,7 +8,14 @@ submanifold diagnostics of VAEs in :mod:`~genae_lightning.metrics.diagnostics`.
 """
 
 from genae_lightning.functional.frechet import frechet_distance
-from genae_lightning.metrics.fid import FID, FeatureStats, default_cache_dir, to_rgb
+from genae_lightning.metrics.fid import (
+    FID,
+    FeatureStats,
+    default_cache_dir,
+    fid_prefix,
+    split_fid_key,
+    to_rgb,
+)
 from genae_lightning.metrics.knn import KNNAccuracy, knn_accuracy
 from genae_lightning.metrics.sse import ReconstructionSSE
 from genae_lightning.metrics.suite import Evaluation, MetricsConfig, evaluate_generative
@@ -22,7 +29,9 @@ __all__ = [
     "ReconstructionSSE",
     "default_cache_dir",
     "evaluate_generative",
+    "fid_prefix",
     "frechet_distance",
     "knn_accuracy",
+    "split_fid_key",
     "to_rgb",
 ]

@@ -232,7 +232,7 @@ def submanifold_metrics(
                                                                          strict=True)})
         if fid is not None:
             z = low_posterior_latents(model.prior, q, config.lp_samples, config.lp_candidates, gen)
-            metrics["fid/low_posterior"] = fid.score(
+            metrics[f"{fid.prefix}/low_posterior"] = fid.score(
                 decoded_batches(model, z, config.batch_size), "FID features (LP samples)")
         return metrics
     finally:

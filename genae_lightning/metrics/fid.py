@@ -8,6 +8,11 @@ grayscale is repeated to 3 channels, so every feature extractor sees (B, 3, H, W
 Under DDP each process updates the metric with its share of the images and torchmetrics sums the
 states over processes when computing (``sync_on_compute``); cached real statistics, which are
 already totals, are loaded on rank zero only.
+
+Metric keys carry the feature extractor's family (:func:`fid_prefix`): ``fid/<kind>`` for
+Inception (the papers' FID), ``cfid/<kind>`` for a ``genae train-features`` classifier, and
+``fid_<id>/<kind>`` for any other feature module, so FIDs of different extractors never share a
+key.
 """
 
 import os
@@ -43,6 +48,38 @@ class FeatureStats(NamedTuple):
     total: Tensor
     outer: Tensor
     count: Tensor
+
+
+INCEPTION_ID = re.compile(r"inception\d+(-[0-9a-f]+)?")
+CLASSIFIER_ID = re.compile(r"(classifier|ClassifierFeatures)-[0-9a-f]+")
+FID_KEY = re.compile(r"(fid|cfid|fid_[a-z0-9_.-]+)/([^/]+)")
+
+
+def fid_prefix(feature_id: str) -> str:
+    """Metric-key prefix of FIDs computed with the features ``feature_id`` (``FID.feature_id``).
+
+    ``"fid"`` for Inception (``inception2048``, ``inception2048-<hash>``: the papers' FID),
+    ``"cfid"`` for a classifier (``classifier-<hash>``: classifier FID), and ``"fid_<id>"``
+    (lowercase, only ``[a-z0-9_.-]``) for any other feature module. Keys are
+    ``f"{fid_prefix(feature_id)}/{kind}"``, e.g. ``cfid/gmm``.
+
+    Examples:
+        >>> fid_prefix("inception2048"), fid_prefix("classifier-0123abcd")
+        ('fid', 'cfid')
+        >>> fid_prefix("Sequential-4f2a9c01b3de")
+        'fid_sequential-4f2a9c01b3de'
+    """
+    if INCEPTION_ID.fullmatch(feature_id):
+        return "fid"
+    if CLASSIFIER_ID.fullmatch(feature_id):
+        return "cfid"
+    return "fid_" + re.sub(r"[^a-z0-9_.-]+", "_", feature_id.lower())
+
+
+def split_fid_key(key: str) -> tuple[str, str] | None:
+    """``"cfid/gmm"`` -> ``("cfid", "gmm")``; None when ``key`` is not an FID key."""
+    match = FID_KEY.fullmatch(key)
+    return None if match is None else (match.group(1), match.group(2))
 
 
 def default_cache_dir() -> Path:
@@ -120,6 +157,7 @@ class FID(FrechetInceptionDistance):
             **kwargs,
         )
         self.feature_id = feature_id
+        self.prefix = fid_prefix(feature_id)  # of its metric keys: fid, cfid or fid_<id>
         self.cache_dir = (Path(cache_dir) if cache_dir is not None else default_cache_dir()
                           ) if disk_cache else None
         self.progress = progress

@@ -1,7 +1,9 @@
 """One evaluation of a trained method: FID of reconstructions and samplers, 5-NN accuracy, SSE.
 
 Shared by the ``GenerativeMetrics`` callback (live, during training) and ``genae evaluate``
-(one checkpoint), so both report the same numbers under the same names:
+(one checkpoint), so both report the same numbers under the same names (FID keys carry the
+feature extractor: ``fid/`` for Inception, ``cfid/`` for a classifier, ``fid_<id>/`` for another
+module; see :func:`~genae_lightning.metrics.fid.fid_prefix`):
 
 - ``fid/recon``: FID of the reconstructions of the first ``num_samples`` evaluation images;
 - ``fid/prior``, ``fid/gaussian``, ``fid/gmm``: FID of ``num_samples`` samples of each sampler;
@@ -73,7 +75,7 @@ class Evaluation:
     """What :func:`evaluate_generative` returns.
 
     Attributes:
-        metrics: ``{"fid/recon": ..., "knn/acc": ..., ...}``.
+        metrics: ``{"fid/recon": ..., "knn/acc": ..., ...}`` (``cfid/recon`` with a classifier).
         fitted_priors: Post-hoc priors fitted here because the module had none (temporary).
         num_images: Evaluation images used (a multiple of the number of processes).
     """
@@ -173,7 +175,8 @@ def evaluate_generative(
         recon = tqdm(_reconstructions(module, loader, knn, sse), total=len(loader),
                      desc="reconstructing", disable=not progress or fid is not None, leave=False)
         if fid is not None:
-            metrics["fid/recon"] = fid.score(recon, "FID features (reconstructions)", len(loader))
+            metrics[f"{fid.prefix}/recon"] = fid.score(recon, "FID features (reconstructions)",
+                                                       len(loader))
         else:
             for _ in recon:
                 pass
@@ -191,7 +194,7 @@ def evaluate_generative(
                 generator = torch.Generator().manual_seed(config.seed + collective.rank)
                 batches = sample_batches(module, sampler, len(shard), config.batch_size,
                                          generator, fitted)
-                metrics[f"fid/{sampler}"] = fid.score(
+                metrics[f"{fid.prefix}/{sampler}"] = fid.score(
                     batches, f"FID features ({sampler} samples)", len(loader)
                 )
         return Evaluation(metrics, fitted, num_images)

@@ -34,7 +34,8 @@ def test_table1_selects_on_validation_and_skips_finished_runs(tmp_path: Path) ->
     assert {r["point"] for r in train if r["seed"] == 0} == set(POINTS)  # the whole grid, seed 0
     for r in train:
         assert {"train_mode", "eval_mode_ema"} <= set(r["bn_probe"])
-        assert "fid/gmm" in r["val"]["ema"]
+        assert "cfid/gmm" in r["val"]["ema"]  # classifier FID on CPU: cfid/*, never fid/*
+        assert not [k for k in r["val"]["ema"] if k.startswith("fid")]
     with (tmp_path / "table1.csv").open() as f:
         rows = {row["method"]: row for row in csv.DictReader(f)}
     assert set(rows) == {"AE+L2", "InjFlow-ln"}
@@ -42,7 +43,7 @@ def test_table1_selects_on_validation_and_skips_finished_runs(tmp_path: Path) ->
         assert {"rec", "n", "gmm", "paper_gmm", "gmm_equal_time", "setting", "batchnorm",
                 "val_gmm", "seeds"} <= set(row)
     for label, method in (("AE+L2", "ae_l2"), ("InjFlow-ln", "injflow_ln")):
-        candidates = [(r["val"][bn]["fid/gmm"], r["point"], bn) for r in train
+        candidates = [(r["val"][bn]["cfid/gmm"], r["point"], bn) for r in train
                       if r["method"] == method and r["seed"] == 0 for bn in r["val"]]
         best = min(candidates)
         assert (rows[label]["setting"], rows[label]["batchnorm"]) == best[1:]
@@ -80,12 +81,13 @@ def test_selection_skips_failed_runs_and_non_finite_fids() -> None:
 
     study = table1.Study.__new__(table1.Study)  # selection only: no FID scorer, no files
     study.args = argparse.Namespace(selection_seed=0)
+    study.prefix = "cfid"  # classifier FID
     base = {"kind": "train", "phase": "steps", "method": "ae_l2", "seed": 0}
     study.records = [
         {**base, "point": "ae_l2/l2=0.01",
-         "val": {"ema": {"fid/gmm": float("nan")}, "recal": {"fid/gmm": 7.0}}},
+         "val": {"ema": {"cfid/gmm": float("nan")}, "recal": {"cfid/gmm": 7.0}}},
         {**base, "point": "ae_l2/l2=0.1", "val": {}, "failed": "ValueError: diverged"},
-        {**base, "point": "ae_l2/l2=0.5", "seed": 1, "val": {"ema": {"fid/gmm": 1.0}}},
+        {**base, "point": "ae_l2/l2=0.5", "seed": 1, "val": {"ema": {"cfid/gmm": 1.0}}},
     ]
     chosen = study.select(["ae_l2/l2=0.01", "ae_l2/l2=0.1", "ae_l2/l2=0.5"])
     assert chosen["ae_l2"]["point"] == "ae_l2/l2=0.01" and chosen["ae_l2"]["bn"] == "recal"

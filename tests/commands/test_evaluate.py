@@ -10,9 +10,10 @@ import torch
 import yaml
 
 from genae_lightning.cli import main
-from genae_lightning.commands.report import markdown_table, record_from_csv_log
+from genae_lightning.commands.report import csv_table, markdown_table, record_from_csv_log
 
-KEYS = {"fid/recon", "fid/prior", "fid/gaussian", "fid/gmm", "knn/acc", "val/rec_sse"}
+# classifier features: classifier FID keys (cfid/*), never the Inception ones (fid/*)
+KEYS = {"cfid/recon", "cfid/prior", "cfid/gaussian", "cfid/gmm", "knn/acc", "val/rec_sse"}
 
 
 def fit_config(method: str, root: Path) -> dict:
@@ -87,9 +88,10 @@ def test_evaluate_then_report_gives_the_comparison_table(runs, classifier, tmp_p
     out = tmp_path / "report"
     main(["report", *(str(ckpt.parents[1]) for ckpt in runs.values()), "--out", str(out)])
     lines = out.with_suffix(".md").read_text().strip().splitlines()
-    assert lines[0].startswith("| Method | Dataset | Steps | Rec. FID | N FID | GMM FID |")
+    assert lines[0].startswith("| Method | Dataset | Steps | Rec. cFID | N cFID | GMM cFID |")
+    assert " FID |" not in lines[0]  # no Inception columns: no run has an Inception FID
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| AE", "| VAE"]
-    vae_fid = f"{records['VAE']['metrics']['fid/recon']:.2f}"
+    vae_fid = f"{records['VAE']['metrics']['cfid/recon']:.2f}"
     assert vae_fid in lines[3]
     rows = list(csv.DictReader(out.with_suffix(".csv").open()))
     assert [r["method"] for r in rows] == ["AE", "VAE"]
@@ -190,3 +192,40 @@ def test_fit_records_the_batchnorm_check_and_evaluate_checks_unchecked_checkpoin
     assert "BatchNorm check (auto): reconstruction error" in capsys.readouterr().out
     checked_here = json.loads((tmp_path / "b.json").read_text())["batchnorm"]
     assert checked_here["source"] == "checked here" and checked_here["tolerance"] == 0.5
+
+
+def test_report_keeps_fids_of_different_features_apart(tmp_path) -> None:
+    def evaluation(name: str, features: str, fid: str, value: float) -> Path:
+        path = tmp_path / f"evaluation_{name}.json"
+        path.write_text(json.dumps({"name": name, "dataset": "MNIST", "global_step": 1,
+                                    "features": features,
+                                    "metrics": {f"{fid}/recon": value, "knn/acc": 0.5}}))
+        return path
+
+    paths = [evaluation("A", "inception2048", "fid", 11.0),
+             evaluation("B", "classifier-0123abcd", "cfid", 22.0),
+             evaluation("C", "Sequential-4f2a", "fid_sequential-4f2a", 33.0)]
+    main(["report", *map(str, paths), "--out", str(tmp_path / "r")])
+    table = (tmp_path / "r.md").read_text()
+    titles = [t.strip() for t in table.splitlines()[0].strip("|").split("|")]
+    recon = [titles.index(t) for t in ("Rec. FID", "Rec. cFID", "Rec. FID (sequential-4f2a)")]
+    rows = {line.split(" | ")[0][2:]: [c.strip() for c in line.strip("|").split("|")]
+            for line in table.splitlines()[2:]}
+    for name, column, value in zip("ABC", recon, ("11.00", "22.00", "33.00"), strict=True):
+        assert rows[name][column] == value  # each FID in its own extractor's column
+        assert [c for i, c in enumerate(rows[name]) if i in recon and i != column] == ["–", "–"]
+    header = (tmp_path / "r.csv").read_text().splitlines()[0].split(",")
+    assert {"fid/recon", "cfid/recon", "fid_sequential-4f2a/recon"} <= set(header)
+    records = [json.loads(p.read_text()) for p in paths]
+    assert csv_table(records[:1]).splitlines()[0].count("cfid") == 0  # only what is there
+
+
+def test_report_reads_classifier_fid_from_csv_logs(tmp_path) -> None:
+    run = tmp_path / "run" / "version_0"
+    run.mkdir(parents=True)
+    (run / "metrics.csv").write_text("epoch,cfid/gmm,fid/gmm,knn/acc,step\n"
+                                     "0,4.0,,0.9,10\n1,,7.0,0.95,20\n")
+    record = record_from_csv_log(run / "metrics.csv")
+    assert record["metrics"] == {"cfid/gmm": 4.0, "fid/gmm": 7.0, "knn/acc": 0.95}
+    table = markdown_table([record])
+    assert "GMM FID" in table and "GMM cFID" in table  # two columns, not one mixed

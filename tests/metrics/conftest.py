@@ -6,6 +6,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from genae_lightning.data.synthetic import smooth_noise
+from genae_lightning.features.extractors import module_id
+from genae_lightning.metrics.fid import fid_prefix
 
 
 class TinyFeatures(nn.Module):
@@ -20,6 +22,9 @@ class TinyFeatures(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         self.calls += 1
         return F.adaptive_avg_pool2d(x, 2).flatten(1)  # (B, 12)
+
+
+TINY_FID = fid_prefix(module_id(TinyFeatures()))  # its FIDs' key prefix: fid_tinyfeatures-<hash>
 
 
 @pytest.fixture

@@ -11,11 +11,13 @@ from genae_lightning.backbones import MLPBackbone
 from genae_lightning.callbacks import FitLatentPrior, GenerativeMetrics, ImageLogger
 from genae_lightning.data import Digits
 from genae_lightning.methods import AE
+from genae_lightning.metrics.fid import split_fid_key
 from tests.conftest import tiny_trainer
 
-from .conftest import TinyFeatures
+from .conftest import TINY_FID, TinyFeatures
 
-KEYS = {"fid/recon", "fid/prior", "fid/gaussian", "fid/gmm", "knn/acc", "val/rec_sse"}
+KEYS = {f"{TINY_FID}/{kind}" for kind in ("recon", "prior", "gaussian", "gmm")} | {
+    "knn/acc", "val/rec_sse"}
 
 
 def model() -> AE:
@@ -39,7 +41,7 @@ def fit(tmp_path, callbacks, **kwargs):
 
 def logged_rows(trainer) -> list[dict[str, str]]:
     with open(f"{trainer.logger.log_dir}/metrics.csv", newline="") as file:
-        return [row for row in csv.DictReader(file) if row.get("fid/recon")]
+        return [row for row in csv.DictReader(file) if row.get(f"{TINY_FID}/recon")]
 
 
 def test_metrics_every_epoch_and_at_the_end_with_grids(tmp_path) -> None:
@@ -69,6 +71,6 @@ def test_missing_inception_weights_switch_fid_off_with_a_warning(tmp_path, monke
         trainer = fit(tmp_path, [metrics_callback(tmp_path, feature="inception",
                                                   every_n_epochs=None)])
     assert {"knn/acc", "val/rec_sse"} <= set(trainer.callback_metrics)
-    assert "fid/recon" not in trainer.callback_metrics
+    assert not [k for k in trainer.callback_metrics if split_fid_key(k)]  # no FID of any kind
     with pytest.raises(FileNotFoundError, match="Inception-v3 weights are not available"):
         fit(tmp_path, [metrics_callback(tmp_path, feature="inception", strict=True)])

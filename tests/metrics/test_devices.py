@@ -13,7 +13,7 @@ from tests.conftest import tiny_trainer
 
 CONFIG = MetricsConfig(num_samples=64, knn_train_samples=200, batch_size=16, n_components=2,
                        progress=False)
-SAME_SETS = ("fid/recon", "knn/acc", "val/rec_sse")  # samples differ: seeds are per process
+SAME_SETS = ("cfid/recon", "knn/acc", "val/rec_sse")  # samples differ: seeds are per process
 
 
 def model() -> AE:
@@ -48,7 +48,7 @@ def test_ddp_gathers_features_codes_and_sums(tmp_path) -> None:
     single = single_process(module, tmp_path)
     for key in SAME_SETS:
         assert ddp[key] == pytest.approx(single[key], rel=1e-4, abs=1e-6), key
-    assert {"fid/prior", "fid/gaussian", "fid/gmm"} <= set(ddp)
+    assert {"cfid/prior", "cfid/gaussian", "cfid/gmm"} <= set(ddp)
 
 
 @pytest.mark.gpu

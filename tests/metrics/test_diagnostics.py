@@ -167,7 +167,9 @@ def test_submanifold_metrics_end_to_end(tiny_features) -> None:
     config = DiagnosticsConfig(q_points=30, skl_samples=200, nll_k=20, nll_examples=8,
                                lp_samples=32, thresholds=[-4.0, -2.0])
     metrics = submanifold_metrics(model, loader(40), loader(16), fid, config)
-    assert set(metrics) == {"skl", "nll", "leakage/-4.0", "leakage/-2.0", "fid/low_posterior"}
+    assert set(metrics) == {"skl", "nll", "leakage/-4.0", "leakage/-2.0",
+                            f"{fid.prefix}/low_posterior"}
+    assert fid.prefix.startswith("fid_tinyfeatures-")  # a custom module: its own FID keys
     assert all(math.isfinite(v) for k, v in metrics.items() if not k.startswith("leakage"))
     assert model.training, "the model's mode is restored"
 

@@ -5,7 +5,7 @@ from scipy import linalg
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from genae_lightning.functional import frechet_distance, gaussian_moments
-from genae_lightning.metrics import FID, to_rgb
+from genae_lightning.metrics import FID, fid_prefix, split_fid_key, to_rgb
 
 from .conftest import TinyFeatures, batches, images
 
@@ -124,6 +124,19 @@ def test_cache_key_depends_on_the_feature_extractor_weights(tmp_path) -> None:
     fid_b = FID(torch.nn.Sequential(torch.nn.Flatten(), b), cache_dir=tmp_path, disk_cache=False,
                 input_img_size=(3, 1, 1))
     assert fid_a.feature_id != fid_b.feature_id
+    assert fid_a.prefix != fid_b.prefix  # and so are their metric keys
+
+
+@pytest.mark.parametrize(("feature_id", "prefix"), [
+    ("inception2048", "fid"), ("inception2048-0a1b2c3d", "fid"),  # the papers' FID
+    ("classifier-0a1b2c3d4e5f", "cfid"), ("ClassifierFeatures-0a1b2c3d4e5f", "cfid"),
+    ("Sequential-0a1b2c3d4e5f", "fid_sequential-0a1b2c3d4e5f"),  # any other module
+    ("my features/v2", "fid_my_features_v2"), ("inception-mine", "fid_inception-mine"),
+])
+def test_fid_keys_name_the_feature_family(feature_id, prefix) -> None:
+    assert fid_prefix(feature_id) == prefix
+    assert split_fid_key(f"{prefix}/gmm") == (prefix, "gmm")
+    assert split_fid_key("knn/acc") is None and split_fid_key("fid_feature") is None
 
 
 def test_non_finite_samples_give_nan_with_a_warning(tiny_features, tmp_path) -> None:

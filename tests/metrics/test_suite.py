@@ -10,7 +10,7 @@ from genae_lightning.methods import AE
 from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
 from genae_lightning.priors import FullCovGaussian, GaussianMixture
 
-from .conftest import TinyFeatures
+from .conftest import TINY_FID, TinyFeatures
 
 
 @pytest.fixture
@@ -34,7 +34,8 @@ def test_every_metric_is_computed(model, digits, tmp_path) -> None:
     fid = FID(features, cache_dir=tmp_path, progress=False)
     result = evaluate_generative(model, digits.train_dataset, digits.test_dataset, fid, CONFIG,
                                  dataset_name="Digits")
-    expected = {"fid/recon", "fid/prior", "fid/gaussian", "fid/gmm", "knn/acc", "val/rec_sse"}
+    expected = {f"{TINY_FID}/{kind}" for kind in ("recon", "prior", "gaussian", "gmm")} | {
+        "knn/acc", "val/rec_sse"}
     assert set(result.metrics) == expected
     assert all(math.isfinite(v) for v in result.metrics.values())
     assert 0 <= result.metrics["knn/acc"] <= 1 and result.num_images == 64
