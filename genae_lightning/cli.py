@@ -1,5 +1,6 @@
 """The ``genae`` command: a table from command names to the functions in ``commands/``."""
 
+import os
 import sys
 from collections.abc import Callable
 
@@ -53,7 +54,10 @@ def main(args: list[str] | None = None) -> None:
         print(f"genae-lightning {__version__}")
         return
     if argv[0] in COMMANDS:
-        COMMANDS[argv[0]](argv[1:])
+        try:
+            COMMANDS[argv[0]](argv[1:])
+        except BrokenPipeError:  # output piped into a reader that stopped early (`| head`)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     fit(argv)
 

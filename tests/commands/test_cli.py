@@ -111,3 +111,14 @@ def test_predict_writes_codes_and_reconstructions_of_the_test_split(quickstart_r
     with torch.no_grad():
         assert torch.allclose(predictions["codes"][: len(x)], model.encode(x), atol=1e-5)
         assert torch.allclose(predictions["reconstructions"][: len(x)], model(x), atol=1e-5)
+
+
+def test_listing_piped_into_a_reader_that_stops_early_exits_quietly():
+    # `genae configs | head -1`: the reader closes the pipe; no BrokenPipeError traceback
+    process = subprocess.Popen([sys.executable, "-m", "genae_lightning.cli", "configs"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    first = process.stdout.readline()
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    assert first.strip()
+    assert b"BrokenPipeError" not in err and process.returncode == 0, err.decode()[-2000:]
