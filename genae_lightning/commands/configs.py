@@ -28,11 +28,13 @@ def list_configs(argv: list[str]) -> dict[str, Path]:
 
 
 def describe(path: Path) -> str:
-    """The first comment line of a config, without the leading ``<name>:``."""
+    """The first sentence of a config's opening comment, without the leading ``<name>:``."""
+    words: list[str] = []
     for line in path.read_text().splitlines():
-        if line.startswith("#"):
-            text = line.lstrip("#").strip()
-            return text.removeprefix(f"{path.stem}:").strip()
-        if line.strip():
+        if not line.startswith("#"):
             break
-    return ""
+        words.append(line.lstrip("#").strip())
+        if words[-1].endswith("."):
+            break
+    text = " ".join(words).removeprefix(f"{path.stem}:").strip()
+    return text if len(text) <= 160 else text[:157].rsplit(" ", 1)[0] + " ..."

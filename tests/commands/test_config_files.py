@@ -227,3 +227,14 @@ def test_a_run_lands_under_default_root_dir(tmp_path, monkeypatch) -> None:
     assert [logger["init_args"]["save_dir"] for logger in saved["trainer"]["logger"]] == [
         str(root), str(root)]
     assert "knn/acc" in (run / "metrics.csv").read_text().splitlines()[0]
+
+
+def test_a_config_is_described_by_the_first_sentence_of_its_comment(tmp_path):
+    from genae_lightning.commands.configs import describe
+
+    path = tmp_path / "ae_l2_x.yaml"
+    path.write_text("# ae_l2_x: AE+L2: an l2 penalty; the paper\n# searches l2_weight.\n"
+                    "# Second sentence.\nseed_everything: 0\n")
+    assert describe(path) == "AE+L2: an l2 penalty; the paper searches l2_weight."
+    path.write_text("# " + "word " * 60 + "\nseed_everything: 0\n")
+    assert len(describe(path)) <= 160 and describe(path).endswith(" ...")
