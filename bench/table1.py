@@ -18,7 +18,11 @@ Protocol (docs/benchmarks.md, "Table 1 reproduction"):
    ``--time-steps-factor`` x ``--steps`` steps), and its test GMM FID reported.
 
 Every finished run appends one line to ``--results`` (JSONL); a rerun skips what is there, so the
-table can be built over several invocations (an interrupted run is simply rerun). Runs of another
+table can be built over several invocations (an interrupted run is simply rerun). Invocations may
+run side by side on one results file when ``--methods`` splits the methods between them (each
+line is one append; each invocation re-reads the file before a run); the equal wall-clock runs
+start only once every InjFlow selection run and test seed is in the file, and say what they wait
+for otherwise. Runs of another
 budget (dataset, steps, batch, width, ...) in the same file are ignored. The table (the paper's
 layout, the paper's MNIST numbers beside ours) is written as ``table1.md`` and ``table1.csv``
 beside the results file.
@@ -220,6 +224,10 @@ class Study:
         lines = [json.loads(line) for line in self.results.read_text().splitlines() if line]
         return [r for r in lines if r.get("config") == self.config]
 
+    def refresh(self) -> None:
+        """Re-read the results file: another invocation (``--methods`` split) may have added runs."""
+        self.records = self.load()
+
     def find(self, kind: str, point: str, seed: int, phase: str = "steps") -> dict | None:
         """The finished record, if any."""
         for r in self.records:
@@ -230,8 +238,12 @@ class Study:
     def append(self, record: dict[str, Any]) -> None:
         """One line per finished run, written at once (an interrupted study keeps it)."""
         record = {"config": self.config, "budget": self.budget, **record}
-        with self.results.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        line = (json.dumps(record) + "\n").encode()
+        fd = os.open(self.results, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:  # one write to an O_APPEND file: lines of concurrent invocations never interleave
+            os.write(fd, line)
+        finally:
+            os.close(fd)
         self.records.append(record)
 
     def evaluate(self, model: nn.Module, dm: ImageDataModule, split: str, seed: int
@@ -272,6 +284,7 @@ class Study:
 
     def selection_run(self, point: str, seed: int) -> dict[str, Any]:
         """Train a grid point; validation metrics with EMA and recalibrated BatchNorm stats."""
+        self.refresh()
         record = self.find("train", point, seed)
         if record is not None:
             return record
@@ -313,6 +326,7 @@ class Study:
 
     def test_run(self, point: str, seed: int, bn: str) -> dict[str, Any]:
         """Test metrics of a selected setting's run (trained first when missing)."""
+        self.refresh()
         record = self.find("test", point, seed)
         if record is not None:
             return record
@@ -339,6 +353,7 @@ class Study:
 
     def time_run(self, point: str, seed: int, bn: str, seconds: float) -> dict[str, Any]:
         """Train for ``seconds`` of wall-clock time, then test metrics with ``bn`` statistics."""
+        self.refresh()
         record = self.find("test", point, seed, phase="time")
         if record is not None:
             return record
@@ -415,6 +430,34 @@ def table(study: Study, chosen: dict[str, dict[str, Any]], seeds: list[int]
     lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
     lines += ["| " + " | ".join(str(row[k]) for k in header) + " |" for row in rows]
     return "\n".join(lines), rows
+
+
+def injflow_time(study: Study, chosen: dict[str, dict[str, Any]], grid: list[str],
+                 seeds: list[int]) -> tuple[float | None, list[str]]:
+    """The equal wall-clock budget and what it still waits for.
+
+    The budget is the mean training time of the tested seeds of the slower selected InjFlow
+    method. It is only defined once every InjFlow grid point has its selection run and every
+    seed of each selected InjFlow setting is tested, so that invocations split by ``--methods``
+    all use the same budget. Returns (budget or None, what is missing)."""
+    waiting, times = [], []
+    for method in INJFLOW:
+        mine = [p for p in grid if GRID[p]["method"] == method]
+        if not mine:
+            continue
+        left = [p for p in mine if study.find("train", p, study.args.selection_seed) is None]
+        if left or method not in chosen:
+            waiting.append(f"{method}'s selection runs ({len(left)} of {len(mine)} left)")
+            continue
+        point = chosen[method]["point"]
+        found = [study.find("test", point, s) for s in seeds]
+        if any(r is None for r in found):
+            waiting.append(f"{method}'s test seeds ({point})")
+            continue
+        done = [r["train_seconds"] for r in found if r["test"] is not None]
+        if done:
+            times.append(statistics.mean(done))
+    return (max(times) if times else None), waiting
 
 
 def feature_file(args: argparse.Namespace) -> str:
@@ -513,21 +556,22 @@ def main(argv: list[str] | None = None) -> None:
         for sel in chosen.values():
             for seed in args.seeds:
                 study.test_run(sel["point"], seed, sel["bn"])
+    study.refresh()  # every method of the grid, also those another invocation ran
+    everything = study.select(resolve_grid(args.grid, None))
     if "time" in args.phases:
-        times = []  # mean training time of each selected InjFlow method's tested seeds
-        for m in (m for m in INJFLOW if m in chosen):
-            done = [r["train_seconds"] for s in args.seeds
-                    if (r := study.find("test", chosen[m]["point"], s)) is not None
-                    and r["test"] is not None]
-            if done:
-                times.append(statistics.mean(done))
-        if times:
-            budget = max(times)
+        budget, waiting = injflow_time(study, everything, resolve_grid(args.grid, None),
+                                       args.seeds)
+        if waiting:
+            print("equal wall-clock runs not started: they wait for " + "; ".join(waiting)
+                  + " (rerun with --phases time once those are done)", flush=True)
+        elif budget is not None:
+            print(f"equal wall-clock budget: {budget:.0f} s of training", flush=True)
             for method, sel in chosen.items():
                 if method not in INJFLOW:
                     for seed in args.seeds:
                         study.time_run(sel["point"], seed, sel["bn"], budget)
-    markdown, rows = table(study, chosen, args.seeds)
+    study.refresh()
+    markdown, rows = table(study, everything, args.seeds)
     out = Path(args.results).parent
     title = (f"Table 1, {args.dataset}: test FID ({Path(args.feature).stem}), mean +- sd over "
              f"seeds {args.seeds}; {args.steps} steps, batch {args.batch_size}, width "
