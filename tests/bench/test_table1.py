@@ -17,8 +17,8 @@ TINY = ["--dataset", "digits", "--steps", "3", "--batch-size", "32", "--latent-d
         "--threads", "1"]
 
 
-def run_table(results: Path) -> str:
-    done = subprocess.run([sys.executable, str(ROOT / "bench" / "table1.py"), *TINY,
+def run_table(results: Path, *extra: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "table1.py"), *TINY, *extra,
                            "--results", str(results)],
                           capture_output=True, text=True, timeout=900, cwd=ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -27,7 +27,14 @@ def run_table(results: Path) -> str:
 
 def test_table1_selects_on_validation_and_skips_finished_runs(tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
-    stdout = run_table(results)
+    # split by --methods (as two processes would run it): the baseline's equal wall-clock runs
+    # wait until InjFlow-ln's selection and seeds are in the file, and say so
+    first = run_table(results, "--methods", "ae_l2")
+    assert "equal wall-clock runs not started" in first and "injflow_ln's selection" in first
+    assert not [line for line in results.read_text().splitlines() if '"phase": "time"' in line]
+    run_table(results, "--methods", "injflow_ln", "--phases", "grid", "seeds")
+    stdout = run_table(results)  # the two equal wall-clock runs are all that is left
+    assert "trained 2 run(s)" in stdout
     records = [json.loads(line) for line in results.read_text().splitlines()]
     train = [r for r in records if r["kind"] == "train"]
     tests = [r for r in records if r["kind"] == "test"]
