@@ -62,9 +62,8 @@ from genae_lightning import methods  # noqa: E402
 from genae_lightning.backbones import Backbone, ConvBackbone, MLPBackbone  # noqa: E402
 from genae_lightning.commands.train_features import train_classifier  # noqa: E402
 from genae_lightning.data import MNIST, Digits, FashionMNIST, ImageDataModule  # noqa: E402
-from genae_lightning.latents.batchnorm import DEFAULT_TOLERANCE as BATCHNORM_TOLERANCE  # noqa: E402
 from genae_lightning.latents import recalibrate_batchnorm  # noqa: E402
-from genae_lightning.latents.batchnorm import recalibration_loader  # noqa: E402
+from genae_lightning.latents.batchnorm import DEFAULT_TOLERANCE, recalibration_loader  # noqa: E402
 from genae_lightning.methods import AugmentedLagrangian, Constraint, Penalty  # noqa: E402
 from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative  # noqa: E402
 
@@ -449,7 +448,7 @@ def grid_table(study: Study, points: list[str], chosen: dict[str, dict[str, Any]
             continue
         probe, val = r["bn_probe"], r["val"]
         gap = abs(probe["eval_mode_ema"] - probe["train_mode"]) / probe["train_mode"]
-        auto = "recal" if "recal" in val and gap > BATCHNORM_TOLERANCE else "ema"
+        auto = "recal" if "recal" in val and gap > DEFAULT_TOLERANCE else "ema"
         errors = " / ".join(f"{probe[k]:.1f}" for k in ("train_mode", "eval_mode_ema",
                                                          "eval_mode_recal") if k in probe)
         scores = {bn: " / ".join(f"{v[f'{study.prefix}/{k}']:.1f}" for k in fids)
