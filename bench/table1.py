@@ -225,7 +225,7 @@ class Study:
         return [r for r in lines if r.get("config") == self.config]
 
     def refresh(self) -> None:
-        """Re-read the results file: another invocation (``--methods`` split) may have added runs."""
+        """Re-read the results file: another invocation (a ``--methods`` split) may add runs."""
         self.records = self.load()
 
     def find(self, kind: str, point: str, seed: int, phase: str = "steps") -> dict | None:
