@@ -14,8 +14,10 @@ Protocol (docs/benchmarks.md, "Table 1 reproduction"):
 3. **Seeds.** The selected setting is trained with every ``--seeds`` (the selection run is reused
    for its seed) and scored on the **test** split: mean +- sd of Rec., N and GMM FID.
 4. **Equal wall-clock.** Every other method's selected setting is trained again, with every seed,
-   for the mean training time of the slower selected InjFlow method (``max_time``; at most
-   ``--time-steps-factor`` x ``--steps`` steps), and its test GMM FID reported.
+   for the median training time over the seeds of the slower selected InjFlow method
+   (``max_time``; at most ``--time-steps-factor`` x ``--steps`` steps), and its test GMM FID
+   reported. The median, not the mean: a study spread over sessions can time one seed on a
+   busier machine than the others, and one such seed must not set the budget.
 
 Every finished run appends one line to ``--results`` (JSONL); a rerun skips what is there, so the
 table can be built over several invocations (an interrupted run is simply rerun). Invocations may
@@ -466,10 +468,11 @@ def injflow_time(study: Study, chosen: dict[str, dict[str, Any]], grid: list[str
                  seeds: list[int]) -> tuple[float | None, list[str]]:
     """The equal wall-clock budget and what it still waits for.
 
-    The budget is the mean training time of the tested seeds of the slower selected InjFlow
-    method. It is only defined once every InjFlow grid point has its selection run and every
-    seed of each selected InjFlow setting is tested, so that invocations split by ``--methods``
-    all use the same budget. Returns (budget or None, what is missing)."""
+    The budget is the median training time of the tested seeds of the slower selected InjFlow
+    method (robust to one seed timed on a busier machine). It is only defined once every InjFlow
+    grid point has its selection run and every seed of each selected InjFlow setting is tested,
+    so that invocations split by ``--methods`` all use the same budget. Returns (budget or None,
+    what is missing)."""
     waiting, times = [], []
     for method in INJFLOW:
         mine = [p for p in grid if GRID[p]["method"] == method]
@@ -486,7 +489,7 @@ def injflow_time(study: Study, chosen: dict[str, dict[str, Any]], grid: list[str
             continue
         done = [r["train_seconds"] for r in found if r["test"] is not None]
         if done:
-            times.append(statistics.mean(done))
+            times.append(statistics.median(done))
     return (max(times) if times else None), waiting
 
 
