@@ -339,6 +339,12 @@ class Study:
                       "failed": train["failed"]}
             self.append(record)
             return record
+        if not Path(train["checkpoint"]).is_file():
+            raise SystemExit(
+                f"{point} seed {seed}: the weights of its training run, {train['checkpoint']}, "
+                f"are missing (weights are not committed with the results file). Run the study "
+                f"from the folder it was started in, or delete that run's line from "
+                f"{self.results} to train it again.")
         dm = datamodule(self.args)
         dm.setup("fit")
         model, _ = build(self.args, point, dm.image_shape)

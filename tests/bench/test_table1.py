@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 POINTS = ["ae_l2/l2=0.01", "ae_l2/l2=0.1", "injflow_ln/w=0.01/nu=1/schedule=compressed",
           "injflow_ln/w=0.001/nu=1/schedule=literal"]
@@ -99,3 +101,19 @@ def test_selection_skips_failed_runs_and_non_finite_fids() -> None:
     chosen = study.select(["ae_l2/l2=0.01", "ae_l2/l2=0.1", "ae_l2/l2=0.5"])
     assert chosen["ae_l2"]["point"] == "ae_l2/l2=0.01" and chosen["ae_l2"]["bn"] == "recal"
     assert (chosen["ae_l2"]["grid_done"], chosen["ae_l2"]["grid_size"]) == (1, 3)
+
+
+def test_a_missing_checkpoint_says_what_to_do(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import table1
+
+    study = table1.Study.__new__(table1.Study)  # no FID scorer: the run stops before scoring
+    study.args = argparse.Namespace(selection_seed=0)
+    study.results = tmp_path / "results.jsonl"
+    point = "ae_l2/l2=0.01"
+    record = {"kind": "train", "phase": "steps", "method": "ae_l2", "point": point, "seed": 0,
+              "val": {}, "train_seconds": 1.0, "checkpoint": str(tmp_path / "gone.pt")}
+    study.refresh = lambda: None  # the records below stand for the results file
+    study.records = [record]
+    with pytest.raises(SystemExit, match=r"gone\.pt, are missing .* delete that run's line"):
+        study.test_run(point, 0, "ema")
