@@ -199,6 +199,16 @@ def has_batchnorm(model: nn.Module) -> bool:
                for m in model.modules())
 
 
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the weights and buffers on the CPU.
+
+    A copy, not ``state_dict()``'s views: on the CPU ``tensor.cpu()`` is the tensor itself, so
+    recalibrating the BatchNorm statistics afterwards would overwrite the EMA statistics kept
+    for the test runs.
+    """
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
 class Study:
     """The runs of one budget: training, evaluation, the results file, selection."""
 
@@ -307,12 +317,12 @@ class Study:
         probe = {"train_mode": fixed_batch_error(model, x, True),
                  "eval_mode_ema": fixed_batch_error(model, x, False)}
         val = {"ema": self.evaluate(model, dm, "val", seed)}
-        states = {"ema": {k: v.cpu() for k, v in model.state_dict().items()}}
+        states = {"ema": snapshot(model)}
         if has_batchnorm(model):
             self.recalibrate(model, dm, seed)
             probe["eval_mode_recal"] = fixed_batch_error(model, x, False)
             val["recal"] = self.evaluate(model, dm, "val", seed)
-            states["recal"] = {k: v.cpu() for k, v in model.state_dict().items()}
+            states["recal"] = snapshot(model)
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         ckpt = self.ckpt_dir / f"{point.replace('/', '_')}_seed{seed}.pt"
         torch.save(states, ckpt)
@@ -345,10 +355,18 @@ class Study:
                 f"are missing (weights are not committed with the results file). Run the study "
                 f"from the folder it was started in, or delete that run's line from "
                 f"{self.results} to train it again.")
+        states = torch.load(train["checkpoint"], map_location="cpu", weights_only=True)
+        stats = [k for k in states[bn] if k.endswith(("running_mean", "running_var"))]
+        if bn == "ema" and stats and all(torch.equal(states["ema"][k], states["recal"][k])
+                                         for k in stats):
+            raise SystemExit(
+                f"{point} seed {seed}: {train['checkpoint']} holds the recalibrated BatchNorm "
+                f"statistics under 'ema' (saved before the EMA states were copied), so its EMA "
+                f"statistics are lost. Delete that run's line from {self.results} to train it "
+                f"again.")
         dm = datamodule(self.args)
         dm.setup("fit")
         model, _ = build(self.args, point, dm.image_shape)
-        states = torch.load(train["checkpoint"], map_location="cpu", weights_only=True)
         model.load_state_dict(states[bn])
         model.to(self._device())
         test = self.evaluate(model, dm, "test", seed)

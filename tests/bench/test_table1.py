@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 POINTS = ["ae_l2/l2=0.01", "ae_l2/l2=0.1", "injflow_ln/w=0.01/nu=1/schedule=compressed",
@@ -117,3 +118,37 @@ def test_a_missing_checkpoint_says_what_to_do(tmp_path: Path) -> None:
     study.records = [record]
     with pytest.raises(SystemExit, match=r"gone\.pt, are missing .* delete that run's line"):
         study.test_run(point, 0, "ema")
+
+
+def test_the_ema_statistics_survive_recalibration(tmp_path: Path) -> None:
+    """A selection run keeps EMA and recalibrated states apart (test runs load either)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    import table1
+    from torch.utils.data import TensorDataset
+
+    args = argparse.Namespace(dataset="mnist", width=0.25, latent_dim=4, batch_size=16,
+                              recalibrate=2)
+    model, _ = table1.build(args, "ae", (1, 28, 28))
+    ema = table1.snapshot(model)  # as trained: running mean 0, variance 1 (no step taken)
+    images = torch.rand(64, 1, 28, 28)
+    dm = argparse.Namespace(train_dataset=TensorDataset(images, torch.zeros(64)),
+                            val_dataset=TensorDataset(images[:8], torch.zeros(8)))
+    study = table1.Study.__new__(table1.Study)  # training and scoring stubbed out
+    study.args, study.prefix, study.ckpt_dir = args, "cfid", tmp_path
+    study.train = lambda point, seed: (model, dm, 1.0, 0)
+    study.evaluate = lambda *a: {"cfid/gmm": 1.0}
+    study.append = lambda record: None
+    record = study._selection_run("ae", 0)
+    states = torch.load(record["checkpoint"], weights_only=True)
+    stats = [k for k in ema if k.endswith(("running_mean", "running_var"))]
+    assert stats and set(states) == {"ema", "recal"}
+    assert all(torch.equal(states["ema"][k], ema[k]) for k in ema)  # untouched by recalibration
+    assert all(not torch.equal(states["recal"][k], ema[k]) for k in stats)
+    assert all(torch.equal(states["recal"][k], v) for k, v in model.state_dict().items())
+    # a checkpoint saved before the copy (EMA overwritten by the recalibration) is refused
+    torch.save({"ema": states["recal"], "recal": states["recal"]}, record["checkpoint"])
+    study.results = tmp_path / "results.jsonl"
+    study.refresh = lambda: None
+    study.records = [{**record, "train_seconds": 1.0}]
+    with pytest.raises(SystemExit, match=r"EMA statistics are lost\. Delete that run's line"):
+        study.test_run("ae", 0, "ema")
