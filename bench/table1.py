@@ -27,7 +27,8 @@ start only once every InjFlow selection run and test seed is in the file, and sa
 for otherwise. Runs of another
 budget (dataset, steps, batch, width, ...) in the same file are ignored. The table (the paper's
 layout, the paper's MNIST numbers beside ours) is written as ``table1.md`` and ``table1.csv``
-beside the results file.
+beside the results file; with a non-default InjFlow estimator (``--jac-fraction``, ``--jvp``) the
+name says which (``table1_jac_fraction=0.5.md``), so such a table never overwrites the default one.
 
     python bench/table1.py --dataset mnist --data-root <folder with MNIST/raw> --steps 1500 \\
         --width 0.25 --batch-size 64 --grid cpu --threads 1
@@ -589,6 +590,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def table_stem(args: argparse.Namespace) -> str:
+    """``table1``, plus the InjFlow estimator options that differ from the default."""
+    options = [f"jac_fraction={args.jac_fraction:g}"] if args.jac_fraction != 1.0 else []
+    options += [f"jvp={args.jvp}"] if args.jvp != "forward" else []
+    return "_".join(["table1", *options])
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.list_grid:
@@ -635,9 +643,10 @@ def main(argv: list[str] | None = None) -> None:
              f"seeds {args.seeds}; {args.steps} steps, batch {args.batch_size}, width "
              f"{args.width}; selection on validation GMM FID (seed {args.selection_seed}).")
     runs = grid_table(study, resolve_grid(args.grid, None), everything)
-    (out / "table1.md").write_text(f"{title}\n\n{markdown}\n\nSelection runs (validation "
+    stem = table_stem(args)
+    (out / f"{stem}.md").write_text(f"{title}\n\n{markdown}\n\nSelection runs (validation "
                                    f"split, seed {args.selection_seed}):\n\n{runs}\n")
-    with (out / "table1.csv").open("w", newline="") as f:
+    with (out / f"{stem}.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["method"])
         writer.writeheader()
         writer.writerows(rows)

@@ -68,6 +68,11 @@ def test_table1_selects_on_validation_and_skips_finished_runs(tmp_path: Path) ->
     again = run_table(results)  # every run is kept: nothing is trained or evaluated again
     assert "trained 0 run(s)" in again
     assert len(results.read_text().splitlines()) == len(records)
+    # another estimator's table (its runs share the results file) never overwrites this one
+    table = (tmp_path / "table1.md").read_text()
+    run_table(results, "--jac-fraction", "0.5", "--phases")
+    assert (tmp_path / "table1.md").read_text() == table
+    assert "InjFlow-ln" not in (tmp_path / "table1_jac_fraction=0.5.md").read_text()  # no runs yet
 
 
 def test_table1_grid_presets_and_unknown_points() -> None:
