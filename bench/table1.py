@@ -639,11 +639,12 @@ def main(argv: list[str] | None = None) -> None:
     study.refresh()
     markdown, rows = table(study, everything, args.seeds)
     out = Path(args.results).parent
-    title = (f"Table 1, {args.dataset}: test FID ({Path(args.feature).stem}), mean +- sd over "
+    stem = table_stem(args)
+    estimator = f" [{stem.removeprefix('table1_')}]" if stem != "table1" else ""
+    title = (f"Table 1, {args.dataset}{estimator}: test FID ({Path(args.feature).stem}), mean +- sd over "
              f"seeds {args.seeds}; {args.steps} steps, batch {args.batch_size}, width "
              f"{args.width}; selection on validation GMM FID (seed {args.selection_seed}).")
     runs = grid_table(study, resolve_grid(args.grid, None), everything)
-    stem = table_stem(args)
     (out / f"{stem}.md").write_text(f"{title}\n\n{markdown}\n\nSelection runs (validation "
                                    f"split, seed {args.selection_seed}):\n\n{runs}\n")
     with (out / f"{stem}.csv").open("w", newline="") as f:
