@@ -2,7 +2,9 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 
+import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -18,6 +20,13 @@ class BatchStatistics:
     (eval-mode arithmetic, no running-statistics update), so the sub-batch sees the decoder of the
     full-batch pass. Layers in eval mode (validation) are left as they are.
 
+    ``capture(differentiable=True)`` keeps the statistics in the autograd graph (functions of the
+    parameters and of the full batch), and :meth:`frozen` then normalises with them explicitly, so
+    a gradient through the sub-batch pass reaches them as it does through the full pass. The
+    finite-difference estimator needs this: its quotient (g_sub(z + eps v) - g_full(z)) / eps
+    mixes the two passes, and statistics held constant in one of them only would leave the full
+    pass's statistics gradient, times 1 / eps, in the quotient.
+
     Args:
         module: The network whose BatchNorm layers are captured (e.g. the decoder).
     """
@@ -27,13 +36,17 @@ class BatchStatistics:
         self.stats: dict[int, tuple[Tensor, Tensor]] = {}
 
     @contextmanager
-    def capture(self) -> Iterator[None]:
-        """Record the batch statistics of every train-mode BatchNorm's input in this block."""
+    def capture(self, differentiable: bool = False) -> Iterator[None]:
+        """Record the batch statistics of every train-mode BatchNorm's input in this block.
+
+        Args:
+            differentiable: Keep them in the autograd graph (constants when False).
+        """
         self.stats = {}
 
         def hook(layer: nn.Module, args: tuple[Tensor, ...]) -> None:
             if layer.training:
-                x = args[0].detach().float()
+                x = args[0].float() if differentiable else args[0].detach().float()
                 dims = [0, *range(2, x.dim())]
                 self.stats[id(layer)] = (x.mean(dim=dims), x.var(dim=dims, unbiased=False))
 
@@ -53,10 +66,23 @@ class BatchStatistics:
                 continue
             saved.append((layer, layer.training, layer.running_mean, layer.running_var))
             mean, var = self.stats[id(layer)]
-            layer.running_mean, layer.running_var = mean, var
+            if mean.requires_grad:  # BatchNorm's own kernel takes no gradient for its statistics
+                layer.forward = partial(normalise, layer, mean, var)
+            else:
+                layer.running_mean, layer.running_var = mean, var
             layer.training = False
         try:
             yield
         finally:
             for layer, training, mean, var in saved:
                 layer.running_mean, layer.running_var, layer.training = mean, var, training
+                layer.__dict__.pop("forward", None)
+
+
+def normalise(layer: _BatchNorm, mean: Tensor, var: Tensor, x: Tensor) -> Tensor:
+    """BatchNorm's eval-mode arithmetic with the given (differentiable) statistics."""
+    shape = (1, -1) + (1,) * (x.dim() - 2)
+    y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + layer.eps)
+    if layer.affine:
+        y = y * layer.weight.view(shape) + layer.bias.view(shape)
+    return y

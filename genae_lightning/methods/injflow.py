@@ -59,8 +59,9 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
             batch (reconstruction) and once on the sub-batch with BatchNorm frozen at the full
             batch's statistics (:class:`~genae_lightning.methods.batch_statistics.
             BatchStatistics`); with ``jvp="finite_difference"`` the sub-batch pass is only
-            g(z + eps v), the base point g(z) being the full pass's. 1 (default) is the single
-            full-batch pass of the paper.
+            g(z + eps v), the base point g(z) being the full pass's, and the frozen statistics
+            carry their gradient as in the full pass. 1 (default) is the single full-batch pass
+            of the paper.
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
         encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
             docs/backbones.md).
@@ -154,14 +155,16 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
         stats = BatchStatistics(self.decoder)
         with torch.autocast(device_type=z.device.type, enabled=False):
             z = z.float()
-            with stats.capture():
+            finite_difference = self.jvp == "finite_difference"
+            with stats.capture(differentiable=finite_difference):
                 output = self.decoder(z)
             rows = self.jac_rows(z.shape[0])
             with stats.frozen():
-                if self.jvp != "finite_difference":
+                if not finite_difference:
                     est = estimate_jacobian_sq_norm(self.decoder, z[rows], self.jvp, self.fd_eps)
                     return output, est
-                # eq. (8) with the base point g(z) already decoded: one sub-batch pass
+                # eq. (8) with the base point g(z) already decoded: one sub-batch pass, its
+                # statistics those of the base point, gradient included (BatchStatistics)
                 v = torch.randn(z[rows].shape, device=z.device, dtype=z.dtype)
                 jv = (self.decoder(z[rows] + self.fd_eps * v) - output[rows]) / self.fd_eps
         est = JacobianEstimate(output[rows], jv.flatten(1).pow(2).sum(dim=1),
