@@ -43,17 +43,19 @@ def test_inductor_compiled_ae_trains_like_eager(tmp_path) -> None:
     assert set(model.state_dict()) == set(ae().state_dict())
 
 
+@pytest.mark.parametrize("jac_fraction", [1.0, 0.5])
 @pytest.mark.parametrize("jvp", ["forward", "finite_difference", "reverse"])
-def test_injflow_every_jvp_mode_compiled_matches_eager(jvp) -> None:
+def test_injflow_every_jvp_mode_compiled_matches_eager(jvp, jac_fraction) -> None:
     """Forward-mode and double-backward passes fall back to eager; the rest is compiled.
 
     ``aot_eager`` traces with dynamo and AOTAutograd exactly as inductor does (where forward AD
     and double backward are unsupported) but skips code generation, so the test stays fast.
+    With a fraction, the sub-batch pass runs with BatchNorm frozen at the full batch's statistics.
     """
     def build() -> InjFlow:
         torch.manual_seed(0)
-        return InjFlow(image_shape=SHAPE, latent_dim=4, jvp=jvp,
-                       backbone=MLPBackbone(hidden=[32]))
+        return InjFlow(image_shape=SHAPE, latent_dim=4, jvp=jvp, jac_fraction=jac_fraction,
+                       backbone=MLPBackbone(hidden=[32], batch_norm=jac_fraction < 1))
 
     x = torch.rand(8, *SHAPE, generator=torch.Generator().manual_seed(1))
     eager, compiled = build(), build()
