@@ -45,6 +45,13 @@ class BatchStatistics:
         self.stats = {}
 
         def hook(layer: nn.Module, args: tuple[Tensor, ...]) -> None:
+            if layer.training and isinstance(layer, nn.SyncBatchNorm) and synchronised():
+                raise ValueError(
+                    "a sub-batch Jacobian term (InjFlow's jac_fraction < 1) needs the batch "
+                    "statistics of the full pass, but SyncBatchNorm takes them across processes "
+                    "and this replay only sees this process's batch; train with "
+                    "trainer.sync_batchnorm=False, or with jac_fraction=1"
+                )
             if layer.training:
                 x = args[0].float() if differentiable else args[0].detach().float()
                 dims = [0, *range(2, x.dim())]
@@ -77,6 +84,12 @@ class BatchStatistics:
             for layer, training, mean, var in saved:
                 layer.running_mean, layer.running_var, layer.training = mean, var, training
                 layer.__dict__.pop("forward", None)
+
+
+def synchronised() -> bool:
+    """Whether SyncBatchNorm would combine statistics across processes here."""
+    return torch.distributed.is_available() and torch.distributed.is_initialized() and (
+        torch.distributed.get_world_size() > 1)
 
 
 def normalise(layer: _BatchNorm, mean: Tensor, var: Tensor, x: Tensor) -> Tensor:

@@ -158,6 +158,15 @@ def test_differentiable_statistics_normalise_as_batchnorm_and_restore_it() -> No
     assert not torch.equal(net[1].running_mean, running)
 
 
+def test_sync_batchnorm_across_processes_is_refused(monkeypatch) -> None:
+    net = nn.SyncBatchNorm(3)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    with pytest.raises(ValueError, match="sync_batchnorm=False, or with jac_fraction=1"):
+        with BatchStatistics(net).capture():
+            net(torch.randn(4, 3))
+
+
 class RecordLoss(L.Callback):
     def __init__(self) -> None:
         self.losses: dict[int, float] = {}
