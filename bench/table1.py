@@ -641,12 +641,12 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.results).parent
     stem = table_stem(args)
     estimator = f" [{stem.removeprefix('table1_')}]" if stem != "table1" else ""
-    title = (f"Table 1, {args.dataset}{estimator}: test FID ({Path(args.feature).stem}), mean +- sd over "
-             f"seeds {args.seeds}; {args.steps} steps, batch {args.batch_size}, width "
-             f"{args.width}; selection on validation GMM FID (seed {args.selection_seed}).")
+    title = (f"Table 1, {args.dataset}{estimator}: test FID ({Path(args.feature).stem}), "
+             f"mean +- sd over seeds {args.seeds}; {args.steps} steps, batch {args.batch_size}, "
+             f"width {args.width}; selection on validation GMM FID (seed {args.selection_seed}).")
     runs = grid_table(study, resolve_grid(args.grid, None), everything)
     (out / f"{stem}.md").write_text(f"{title}\n\n{markdown}\n\nSelection runs (validation "
-                                   f"split, seed {args.selection_seed}):\n\n{runs}\n")
+                                      f"split, seed {args.selection_seed}):\n\n{runs}\n")
     with (out / f"{stem}.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["method"])
         writer.writeheader()

@@ -45,17 +45,18 @@ class BatchStatistics:
         self.stats = {}
 
         def hook(layer: nn.Module, args: tuple[Tensor, ...]) -> None:
-            if layer.training and isinstance(layer, nn.SyncBatchNorm) and synchronised():
+            if not layer.training:
+                return
+            if isinstance(layer, nn.SyncBatchNorm) and synchronised():
                 raise ValueError(
                     "a sub-batch Jacobian term (InjFlow's jac_fraction < 1) needs the batch "
                     "statistics of the full pass, but SyncBatchNorm takes them across processes "
                     "and this replay only sees this process's batch; train with "
                     "trainer.sync_batchnorm=False, or with jac_fraction=1"
                 )
-            if layer.training:
-                x = args[0].float() if differentiable else args[0].detach().float()
-                dims = [0, *range(2, x.dim())]
-                self.stats[id(layer)] = (x.mean(dim=dims), x.var(dim=dims, unbiased=False))
+            x = args[0].float() if differentiable else args[0].detach().float()
+            dims = [0, *range(2, x.dim())]
+            self.stats[id(layer)] = (x.mean(dim=dims), x.var(dim=dims, unbiased=False))
 
         handles = [layer.register_forward_pre_hook(hook) for layer in self.layers]
         try:
