@@ -1,5 +1,6 @@
 """The ``genae`` command: a table from command names to the functions in ``commands/``."""
 
+import difflib
 import os
 import sys
 from collections.abc import Callable
@@ -44,6 +45,15 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def unknown_command(name: str) -> str:
+    """What to say when ``genae <name>`` names no command: every command, close matches first."""
+    commands = [*SUBCOMMANDS, *COMMANDS]
+    close = difflib.get_close_matches(name, commands, n=3, cutoff=0.6)
+    return (usage().splitlines()[0] + f"\ngenae: error: unknown command {name!r}"
+            + (f"; did you mean {' or '.join(close)}?" if close else "")
+            + f"\nthe commands are: {', '.join(commands)} (`genae --help` describes them)")
+
+
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``genae``: ``genae fit|validate|test ...``, ``genae sample ...``, ..."""
     argv = sys.argv[1:] if args is None else list(args)
@@ -59,6 +69,9 @@ def main(args: list[str] | None = None) -> None:
         except BrokenPipeError:  # output piped into a reader that stopped early (`| head`)
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
+    if argv[0] not in SUBCOMMANDS and not argv[0].startswith("-"):  # `-c CONFIG fit` is fit's
+        print(unknown_command(argv[0]), file=sys.stderr)
+        raise SystemExit(2)
     fit(argv)
 
 

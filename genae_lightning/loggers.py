@@ -210,9 +210,11 @@ def fid_features(trainer: L.Trainer, fid_feature: str | None = None) -> str | No
         None when the trainer has no ``GenerativeMetrics`` callback.
 
     Raises:
+        FileNotFoundError: ``fid_feature`` is neither ``inception`` nor an existing file.
         ValueError: ``fid_feature`` is given but no callback computes FID.
     """
     from genae_lightning.callbacks import GenerativeMetrics
+    from genae_lightning.features.extractors import check_feature_argument
 
     metrics = [c for c in trainer.callbacks if isinstance(c, GenerativeMetrics)]
     if fid_feature is not None:
@@ -223,6 +225,7 @@ def fid_features(trainer: L.Trainer, fid_feature: str | None = None) -> str | No
                 "lists genae_lightning.callbacks.GenerativeMetrics (every paper config does), "
                 "or drop --fid_feature"
             )
+        check_feature_argument(fid_feature, "--fid_feature")
         for callback in metrics:
             callback.feature = fid_feature
     names = {c.feature if isinstance(c.feature, str) else type(c.feature).__name__

@@ -6,24 +6,40 @@ section as the default of ``--data`` (``--data.<arg>`` alone then overrides sing
 e.g. ``root``), and :func:`load_checkpoint` reads the file once into the method and its step.
 """
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from jsonargparse import ArgumentParser, Namespace
 
 import genae_lightning.data  # noqa: F401  (registers DataModules for short names)
 from genae_lightning.checkpoint import read_checkpoint
+from genae_lightning.commands.config_files import read_yaml
 from genae_lightning.data import ImageDataModule
 from genae_lightning.methods import GenerativeAutoencoder, method_from_checkpoint
 
+DEVICES = "cpu, cuda, cuda:N (N: a GPU index), mps, or auto (a GPU when there is one)"
+
 
 def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when a GPU is present, else ``"cpu"``; other names unchanged."""
+    """``"auto"`` -> ``"cuda"`` when a GPU is present, else ``"cpu"``; other names checked.
+
+    Raises:
+        ValueError: ``device`` is none of :data:`DEVICES`, or names a GPU this machine lacks.
+    """
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    match = re.fullmatch(r"cpu|mps|cuda(?::(\d+))?", device)
+    if match is None:
+        raise ValueError(f"--device {device!r} is not a device: expected {DEVICES}")
+    if device.startswith("cuda") and int(match.group(1) or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {device!r}: this machine has {torch.cuda.device_count()} "
+                         "CUDA GPU(s); use --device cpu, or auto to take a GPU when there is one")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device 'mps': MPS (Apple GPU) is not available on this machine; use "
+                         "--device cpu, or auto to take a GPU when there is one")
     return device
 
 
@@ -31,6 +47,27 @@ def missing_checkpoint(path: str | Path) -> str:
     """What to say when ``--ckpt_path`` names no file."""
     return (f"checkpoint {str(path)!r} does not exist: pass the .ckpt file a `genae fit` run "
             "wrote (under <log dir>/checkpoints/)")
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """``--ckpt_path`` as an existing file.
+
+    Raises:
+        IsADirectoryError: It is a folder; the message points at the newest ``last.ckpt`` in it.
+        FileNotFoundError: It does not exist.
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = [p for pattern in ("last.ckpt", "checkpoints/last.ckpt",
+                                   "*/checkpoints/last.ckpt", "*/*/checkpoints/last.ckpt")
+                 for p in path.glob(pattern) if p.is_file()]
+        hint = (f"; did you mean {max(found, key=lambda p: p.stat().st_mtime)} (its newest "
+                "last.ckpt)?" if found else "")
+        raise IsADirectoryError(f"{str(path)!r} is a folder, not a checkpoint: --ckpt_path takes "
+                                f"the .ckpt file a `genae fit` run wrote{hint}")
+    if not path.is_file():
+        raise FileNotFoundError(missing_checkpoint(path))
+    return path
 
 
 @dataclass
@@ -50,9 +87,7 @@ class Loaded:
 
 def load_checkpoint(ckpt_path: str | Path, device: str = "cpu") -> Loaded:
     """Read a checkpoint once (weights only) and rebuild its method on ``device``."""
-    path = Path(ckpt_path)
-    if not path.is_file():
-        raise FileNotFoundError(missing_checkpoint(path))
+    path = checkpoint_file(ckpt_path)
     checkpoint = read_checkpoint(path, map_location=resolve_device(device))
     model = method_from_checkpoint(checkpoint, str(path))
     return Loaded(path, model, checkpoint.get("global_step"))
@@ -74,7 +109,7 @@ def saved_data(ckpt_path: Path) -> dict[str, Any] | None:
     config = run_config(ckpt_path)
     if config is None:
         return None
-    data = (yaml.safe_load(config.read_text()) or {}).get("data")
+    data = (read_yaml(config) or {}).get("data")
     return data if isinstance(data, dict) and "class_path" in data else None
 
 
@@ -106,15 +141,19 @@ def parse_checkpoint_and_data(
 
     Raises:
         FileNotFoundError: If ``--ckpt_path`` names no file.
+        IsADirectoryError: If ``--ckpt_path`` names a folder.
     """
     given = ckpt_argument(argv)
     if given is not None:
-        if not Path(given).is_file():
-            raise FileNotFoundError(missing_checkpoint(given))
+        checkpoint_file(given)
         data_default = saved_data(Path(given))
         if data_default is not None:
             parser.set_defaults(data=data_default)
     cfg = parser.parse_args(argv)
+    try:
+        cfg.device = resolve_device(cfg.device)
+    except ValueError as err:
+        parser.error(str(err))
     ckpt = Path(cfg.ckpt_path)
     if cfg.data is None:
         parser.error(

@@ -18,10 +18,48 @@
 import argparse
 import difflib
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 MAX_DEPTH = 8  # nesting of `defaults` (a cycle stops here with an error)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The plain data of a YAML file (``yaml.safe_load``: no Python objects are ever built).
+
+    Raises:
+        ValueError: The file is not UTF-8 text, is empty (or only comments), is not valid YAML,
+            or uses a tag plain YAML does not have (e.g. ``!!python/object/apply``); the message
+            names the file and, for YAML errors, the line.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not a text (UTF-8) file, so not a YAML config; pass the "
+                         "config's .yaml file") from err
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        if isinstance(err, yaml.constructor.ConstructorError):
+            raise ValueError(
+                f"{where}: {err.problem}: configs are read as plain YAML, which builds no Python "
+                "objects; remove the tag and name classes with `class_path:` and `init_args:`"
+            ) from None
+        context = f" ({err.context})" if err.context else ""
+        raise ValueError(f"{where}: not valid YAML: {err.problem}{context}; fix the YAML there "
+                         "(indentation, a missing ':', unclosed brackets or quotes)") from None
+    except yaml.reader.ReaderError as err:
+        line = text[:err.position].count("\n") + 1
+        raise ValueError(f"{path}, line {line}: not valid YAML: character {err.character!r} "
+                         f"is not allowed ({err.reason}); remove it") from None
+    if data is None:
+        raise ValueError(f"{path} is empty (no YAML, only blanks or comments): expected a "
+                         "mapping such as `trainer:`, `model:` and `data:` sections")
+    return data
 
 
 def config_dir() -> Path:
@@ -79,7 +117,7 @@ def _load(path: Path, depth: int) -> object:
     if depth > MAX_DEPTH:
         raise ValueError(f"config {path}: `defaults` nest deeper than {MAX_DEPTH} levels; "
                          "expected parts without a cycle, remove the file that lists itself")
-    data = yaml.safe_load(path.read_text())
+    data = read_yaml(path)
     if not isinstance(data, dict) or "defaults" not in data:
         return data
     parts = data.pop("defaults")
@@ -107,7 +145,8 @@ def compose(path: str | Path) -> object:
     ``name: <stem>`` and its W&B logger ``group: <stem>`` unless it sets them.
     """
     path = Path(path)
-    has_defaults = "defaults" in (yaml.safe_load(path.read_text()) or {})
+    raw = read_yaml(path)
+    has_defaults = isinstance(raw, dict) and "defaults" in raw
     config = _load(path, 0)
     if not has_defaults:
         return config
@@ -152,8 +191,11 @@ def _expand(value: str) -> str:
     if _is_inline_yaml(value):
         return value
     path = resolve_config(value)
-    raw = yaml.safe_load(path.read_text())
-    if isinstance(raw, dict) and "defaults" in raw:
+    raw = read_yaml(path)
+    if not isinstance(raw, dict):
+        raise ValueError(f"config {path} holds a YAML {type(raw).__name__}, expected a mapping "
+                         "of sections such as `trainer:`, `model:` and `data:`")
+    if "defaults" in raw:
         return yaml.safe_dump(compose(path), sort_keys=False)
     return str(path)
 

@@ -23,6 +23,7 @@ from genae_lightning.commands.checkpoints import (
 )
 from genae_lightning.commands.report import markdown_table
 from genae_lightning.data import ImageDataModule
+from genae_lightning.features.extractors import check_feature_argument
 from genae_lightning.latents import SAMPLERS, batchnorm
 from genae_lightning.metrics import FID, MetricsConfig, evaluate_generative
 from genae_lightning.metrics.diagnostics import DiagnosticsConfig, dataset_submanifold_metrics
@@ -152,6 +153,8 @@ def evaluate(argv: list[str]) -> dict[str, Any]:
     ckpt = Path(cfg.ckpt_path)
     config = MetricsConfig(cfg.num_samples, cfg.knn_train_samples, cfg.k, tuple(cfg.samplers),
                            batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress)
+    if not cfg.no_fid:
+        check_feature_argument(cfg.feature, "--feature")
     channels, height, width = datamodule.image_shape
     fid = None if cfg.no_fid else FID(
         cfg.feature, cfg.feature_extractor_weights_path, cfg.cache_dir,

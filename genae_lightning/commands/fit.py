@@ -21,6 +21,7 @@ from genae_lightning.callbacks import GracefulInterrupt, NonFiniteGuard
 from genae_lightning.callbacks.reliability import INTERRUPTED_EXIT_CODE
 from genae_lightning.checkpoint import read_checkpoint
 from genae_lightning.checkpoint_io import SAFE_CHECKPOINT_IO
+from genae_lightning.commands.checkpoints import checkpoint_file
 from genae_lightning.commands.config_files import expand_config_args, fill_logger_dirs
 from genae_lightning.commands.resume import check_data, check_method, find_last_checkpoint
 from genae_lightning.data import ImageDataModule
@@ -66,9 +67,7 @@ class GenaeCLI(LightningCLI):
             ckpt_path = find_last_checkpoint(self.trainer)
             rank_zero_info(f"--ckpt_path last: resuming from {ckpt_path}")
             self.config_init[subcommand]["ckpt_path"] = str(ckpt_path)
-        path = Path(ckpt_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+        path = checkpoint_file(ckpt_path)
         checkpoint = read_checkpoint(path)
         check_method(path, checkpoint, self.model)
         if subcommand == "fit" and self.datamodule is not None:
@@ -86,7 +85,13 @@ class GenaeCLI(LightningCLI):
     before_validate = before_test = before_fit
 
     def before_predict(self) -> None:
-        """Refuse a checkpoint of another method or other settings (as for validate/test)."""
+        """Refuse to predict without a checkpoint, or with one of another method or settings."""
+        if not self.config_init["predict"].get("ckpt_path"):
+            raise ValueError(
+                "genae predict needs the trained weights, and no --ckpt_path was given (it would "
+                "predict with an untrained model): pass the checkpoint of a `genae fit` run, "
+                "e.g. --ckpt_path <log dir>/checkpoints/last.ckpt"
+            )
         self.check_resume(self.subcommand)
 
     def after_predict(self) -> None:

@@ -19,8 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from genae_lightning.commands.config_files import read_yaml
 from genae_lightning.metrics.fid import split_fid_key
 
 # FID columns (title, kind), one set per FID feature family present: fid/<kind>, cfid/<kind>, ...
@@ -58,6 +57,19 @@ def metric_columns(records: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     prefixes = sorted(found or {"fid"}, key=lambda p: (p != "fid", p != "cfid", p))
     return [*((f"{title} {_fid_title(p)}", f"{p}/{kind}", ".2f") for p in prefixes
               for title, kind in FID_COLUMNS), *OTHER_COLUMNS]
+
+
+def _number(value: Any, source: Path | str, key: str) -> float:
+    """A logged metric as a float; anything else is an error naming the file and the key."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{source}: {key!r} is {value!r}, not a number; expected the values `genae fit` or "
+            "`genae evaluate` log: fix or remove the file (or leave its run out of the report)"
+        ) from None
 
 
 def _cell(value: Any, fmt: str) -> str:
@@ -98,7 +110,8 @@ def _class_names(config_path: Path) -> tuple[str | None, str | None]:
     """Method and dataset class names from a run's saved LightningCLI ``config.yaml``."""
     if not config_path.is_file():
         return None, None
-    config = yaml.safe_load(config_path.read_text()) or {}
+    config = read_yaml(config_path)
+    config = config if isinstance(config, dict) else {}
 
     def name(section: str) -> str | None:
         value = config.get(section)
@@ -112,13 +125,19 @@ def record_from_csv_log(metrics_csv: Path) -> dict[str, Any] | None:
     """The last logged value of each metric in a CSVLogger ``metrics.csv`` (None if none)."""
     metrics: dict[str, float] = {}
     step = None
-    with metrics_csv.open(newline="") as file:
-        for row in csv.DictReader(file):
-            logged = {k: float(v) for k, v in row.items()
-                      if k is not None and is_report_key(k) and v not in (None, "")}
-            if logged:
-                metrics.update(logged)
-                step = int(float(row["step"])) if row.get("step") else step
+    try:
+        with metrics_csv.open(newline="", encoding="utf-8") as file:
+            reader = csv.DictReader(file)
+            for row in reader:
+                where = f"{metrics_csv}, line {reader.line_num}"
+                logged = {k: _number(v, where, k) for k, v in row.items()
+                          if k is not None and is_report_key(k) and v not in (None, "")}
+                if logged:
+                    metrics.update(logged)
+                    step = int(_number(row["step"], where, "step")) if row.get("step") else step
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise ValueError(f"{metrics_csv} is not a CSV file written by Lightning's CSVLogger "
+                         f"({err}); remove it, or leave its run out of the report") from None
     if not metrics:
         return None
     method, dataset = _class_names(metrics_csv.parent / "config.yaml")
@@ -133,6 +152,7 @@ def wandb_records(run_file: Path) -> Iterator[Any]:
     The file is a LevelDB-style log: a 7-byte header, then 32 KiB blocks of chunks, each with
     a 7-byte header (checksum, length, type: 1 full, 2 first, 3 middle, 4 last).
     """
+    from google.protobuf.message import DecodeError
     from wandb.proto import wandb_internal_pb2
 
     data, block = run_file.read_bytes(), 32768
@@ -150,8 +170,23 @@ def wandb_records(run_file: Path) -> Iterator[Any]:
         pending = chunk if kind in (1, 2) else pending + chunk
         if kind in (1, 4):
             record = wandb_internal_pb2.Record()
-            record.ParseFromString(pending)
+            try:
+                record.ParseFromString(pending)
+            except DecodeError as err:
+                raise ValueError(
+                    f"{run_file}: the record ending at byte {pos} is not a W&B record ({err}): the "
+                    "file is damaged; remove it, or leave its run out of the report"
+                ) from None
             yield record
+
+
+def _json_value(run_file: Path, key: str, text: str) -> Any:
+    """A W&B record's JSON-encoded value; malformed JSON is an error naming the file and key."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{run_file}: the value of {key!r} is not valid JSON ({err}): the file "
+                         "is damaged; remove it, or leave its run out of the report") from None
 
 
 def wandb_run(run_file: Path) -> tuple[Any | None, list[dict[str, Any]]]:
@@ -162,8 +197,11 @@ def wandb_run(run_file: Path) -> tuple[Any | None, list[dict[str, Any]]]:
         if kind == "run":
             run = record.run
         elif kind == "history":
-            rows.append({(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
-                         for i in record.history.item})
+            row = {}
+            for item in record.history.item:
+                key = item.key or "/".join(item.nested_key)
+                row[key] = _json_value(run_file, key, item.value_json)
+            rows.append(row)
     return run, rows
 
 
@@ -175,7 +213,8 @@ def wandb_config(run_file: Path) -> dict[str, Any]:
         items = (record.run.config.update if kind == "run" else
                  record.config.update if kind == "config" else [])
         for item in items:
-            config[item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
+            key = item.key or "/".join(item.nested_key)
+            config[key] = _json_value(run_file, key, item.value_json)
     config.pop("_wandb", None)
     return config
 
@@ -190,10 +229,11 @@ def record_from_wandb_run(run_file: Path) -> dict[str, Any] | None:
     metrics: dict[str, float] = {}
     step = None
     for row in rows:
-        logged = {k: float(v) for k, v in row.items() if is_report_key(k)}
+        logged = {k: _number(v, run_file, k) for k, v in row.items() if is_report_key(k)}
         if logged:
             metrics.update(logged)
-            step = row.get("trainer/global_step", step)
+            if row.get("trainer/global_step") is not None:
+                step = int(_number(row["trainer/global_step"], run_file, "trainer/global_step"))
     if not metrics:
         return None
     group = (run.run_group or None) if run is not None else None
@@ -219,6 +259,22 @@ def read_evaluation(path: Path) -> dict[str, Any]:
             f"{str(path)!r} holds a JSON {type(record).__name__}, not the object `genae evaluate` "
             "writes: re-run `genae evaluate --ckpt_path ...` or remove the file"
         )
+    metrics = record.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise ValueError(f"{path}: 'metrics' holds a JSON {type(metrics).__name__}, expected the "
+                         "object of metric values `genae evaluate` writes: re-run it or remove "
+                         "the file")
+    record["metrics"] = {key: value if value is None or not is_report_key(key)
+                         else _number(value, path, f"metrics.{key}")
+                         for key, value in metrics.items()}
+    step = record.get("global_step")
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+        raise ValueError(f"{path}: 'global_step' is {step!r}, expected a whole number of steps "
+                         "(or null): re-run `genae evaluate` or remove the file")
+    for key in ("name", "dataset", "checkpoint", "source"):
+        if not isinstance(record.get(key, ""), str | None):
+            raise ValueError(f"{path}: {key!r} is {record[key]!r}, expected text: re-run "
+                             "`genae evaluate` or remove the file")
     return record
 
 

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from genae_lightning.commands.checkpoints import load_checkpoint
+from genae_lightning.commands.checkpoints import load_checkpoint, resolve_device
 
 # Most images `genae sample` puts in one grid: 10,000 is a 100 x 100 grid (2,900 px square for
 # 28 x 28 digits, 6,500 px for 64 x 64 images), already beyond what a viewer shows; more only
@@ -52,7 +52,11 @@ def sample(argv: list[str]) -> Path:
     if args.nrow < 1:
         parser.error(f"--nrow must be >= 1 (images per row of the grid), got {args.nrow}")
     out = _grid_path(args.out, parser)
-    model = load_checkpoint(args.ckpt_path, args.device).model.eval()
+    try:
+        device = resolve_device(args.device)
+    except ValueError as err:
+        parser.error(str(err))
+    model = load_checkpoint(args.ckpt_path, device).model.eval()
     generator = torch.Generator().manual_seed(args.seed)
     batches = []
     try:

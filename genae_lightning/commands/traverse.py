@@ -27,6 +27,12 @@ def traverse(argv: list[str]) -> Path:
     cfg, datamodule = parse_checkpoint_and_data(parser, argv)
     datamodule.prepare_data()
     datamodule.setup("test")
+    size = len(datamodule.test_dataset)
+    for flag, index in (("--index", cfg.index), ("--end_index", cfg.end_index)):
+        if index is not None and not 0 <= index < size:
+            parser.error(f"{flag} {index} is out of range: the test split of "
+                         f"{type(datamodule).__name__} has {size} images, so it takes 0 to "
+                         f"{size - 1}")
     model = load_checkpoint(cfg.ckpt_path, cfg.device).model.eval()
     x = datamodule.test_dataset[cfg.index][0]
     images, _ = latent_traversal(model, x, cfg.dims, cfg.span, cfg.steps)

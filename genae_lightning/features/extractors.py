@@ -19,6 +19,25 @@ INCEPTION_URL = (
 INCEPTION_FEATURES = 2048
 
 
+def check_feature_argument(feature: str, argument: str) -> None:
+    """Refuse an FID features argument that is neither ``inception`` nor an existing file.
+
+    Args:
+        feature: The value given, e.g. ``"inception"`` or ``"classifier.pt"``.
+        argument: The argument's name in messages, e.g. ``"--fid_feature"``.
+
+    Raises:
+        FileNotFoundError: ``feature`` names no file; the message names the argument and path.
+    """
+    if feature in ("inception", str(INCEPTION_FEATURES)) or Path(feature).is_file():
+        return
+    raise FileNotFoundError(
+        f"{argument} {feature!r} is neither 'inception' nor an existing file: pass 'inception' "
+        "or the path of a feature classifier written by `genae train-features` (e.g. `genae "
+        "train-features --data MNIST --data.root DATA --out classifier.pt`)"
+    )
+
+
 def module_id(module: nn.Module, length: int = 12) -> str:
     """Name of a feature module in cache keys: its ``feature_id`` or class name + weights hash."""
     given = getattr(module, "feature_id", None)

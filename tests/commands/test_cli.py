@@ -87,6 +87,7 @@ def test_device_defaults_to_auto_in_every_checkpoint_command(monkeypatch, capsys
     assert checkpoints.resolve_device("auto") == "cuda"
     monkeypatch.setattr(checkpoints.torch.cuda, "is_available", lambda: False)
     assert checkpoints.resolve_device("auto") == "cpu"
+    monkeypatch.setattr(checkpoints.torch.cuda, "device_count", lambda: 2)
     assert checkpoints.resolve_device("cuda:1") == "cuda:1"
 
 
