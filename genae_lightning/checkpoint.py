@@ -72,7 +72,9 @@ def _is_corruption(err: BaseException) -> bool:
         return err.errno == errno.EINVAL  # a zip whose central directory points past the end
     if isinstance(err, RuntimeError):
         text = str(err)
-        return any(s in text for s in ("PytorchStreamReader", "EOF", "corrupt", "zip archive"))
+        return any(s in text for s in ("PytorchStreamReader", "EOF", "corrupt", "zip archive",
+                                        "out of bounds for storage", "resize storage",
+                                        "setStorage"))
     return False
 
 
@@ -137,7 +139,31 @@ def read_checkpoint(
             f"{where!r} is not a checkpoint: it holds a {type(checkpoint).__name__}, not the "
             "dictionary `genae fit` writes"
         )
+    check_structure(checkpoint, where)
     return checkpoint
+
+
+# Entries of a checkpoint and the type each must have when present.
+_STRUCTURE: dict[str, type | tuple[type, ...]] = {
+    "state_dict": dict, "hyper_parameters": dict, "datamodule_hyper_parameters": dict,
+    "genae": dict, "global_step": int, "epoch": int,
+}
+
+
+def check_structure(checkpoint: dict[str, Any], where: str) -> None:
+    """Refuse a checkpoint whose known entries have the wrong type (a mapping that is a list)."""
+    for key, expected in _STRUCTURE.items():
+        value = checkpoint.get(key)
+        if value is not None and (not isinstance(value, expected) or isinstance(value, bool)):
+            raise CorruptCheckpointError(
+                f"checkpoint {where!r}: {key!r} is a {type(value).__name__}, expected a "
+                f"{getattr(expected, '__name__', expected)}; the file was edited or damaged: "
+                "use a file `genae fit` or save_pretrained wrote")
+    for name, tensor in (checkpoint.get("state_dict") or {}).items():
+        if not isinstance(name, str) or not isinstance(tensor, torch.Tensor):
+            raise CorruptCheckpointError(
+                f"checkpoint {where!r}: state_dict entry {name!r} is a "
+                f"{type(tensor).__name__}, expected a tensor; the file was edited or damaged")
 
 def plain(value: Any) -> Any:
     """``value`` as plain YAML/JSON data: mappings, lists, numbers, strings (others as ``str``).

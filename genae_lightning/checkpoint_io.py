@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_warn
 
 from genae_lightning.checkpoint import read_checkpoint
 
@@ -22,7 +23,9 @@ class SafeCheckpointIO(TorchCheckpointIO):
 
     A save that fails part-way (full disk, killed job) leaves neither a truncated file under the
     checkpoint's name nor a stray temporary file, and an older checkpoint of the same name is
-    kept intact. Loading goes through :func:`genae_lightning.checkpoint.read_checkpoint`
+    kept intact. Temporary files that a killed save left behind (``kill -9``) are removed, with a
+    warning, by the next save of that name. Loading goes through
+    :func:`genae_lightning.checkpoint.read_checkpoint`
     (``weights_only=True``: a checkpoint cannot run code), for resuming ``--ckpt_path`` too.
     """
 
@@ -38,6 +41,10 @@ class SafeCheckpointIO(TorchCheckpointIO):
             return
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)
+        for stale in target.parent.glob(f".{target.name}.*.tmp"):  # of a killed earlier save
+            rank_zero_warn(f"removing {stale}, a temporary file of an interrupted checkpoint "
+                           "write (the job was killed while saving)")
+            stale.unlink(missing_ok=True)
         handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
                                         suffix=".tmp")
         try:

@@ -13,7 +13,7 @@ PACKAGE = "genae_lightning"
 
 # Lowest first; a module may import its own layer (without a cycle) and the layers below.
 LAYERS: list[set[str]] = [
-    {"", "functional", "distributed"},  # "" is genae_lightning/__init__.py (__version__)
+    {"", "functional", "distributed", "trust"},  # "": genae_lightning/__init__.py (__version__)
     {"backbones", "priors", "data"},
     {"methods", "checkpoint", "checkpoint_io"},
     {"latents", "features", "metrics", "plots"},

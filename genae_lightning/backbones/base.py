@@ -6,9 +6,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from genae_lightning.trust import trusted_base
+
 ImageShape = tuple[int, int, int]
 
 
+@trusted_base("backbone")
 class Backbone(ABC):
     """Builds the encoder and decoder networks of a method.
 

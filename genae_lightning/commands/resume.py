@@ -5,12 +5,13 @@ command builds with what the checkpoint was trained with, and refuse any differe
 resume could not honour, naming each setting, its value now and in the checkpoint.
 """
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+
+from genae_lightning.trust import names_class
 
 # DataModule settings that neither split the data nor order its batches: they may change on resume.
 DATA_KEYS_FREE_ON_RESUME = frozenset({"num_workers", "root", "download", "verify_checksum",
@@ -72,11 +73,8 @@ def _saved_class(checkpoint: dict[str, Any], entry: str) -> str | None:
 
 
 def _same_class(cls: type, path: str) -> bool:
-    module_name, _, name = path.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module_name), name) is cls
-    except (ImportError, AttributeError, ValueError):
-        return _qualified(cls) == path
+    """Whether the checkpoint's ``path`` names ``cls`` (compared by name: nothing is imported)."""
+    return _qualified(cls) == path or names_class(cls, path, short=False)
 
 
 def _check_class(path: Path, checkpoint: dict[str, Any], obj: object, entry: str,

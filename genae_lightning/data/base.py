@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from genae_lightning.data.memory import memory_loader
 from genae_lightning.data.resumable import EpochShuffleSampler, ResumableDataLoader
 from genae_lightning.data.tensors import ImageTensorDataset
+from genae_lightning.trust import trusted_base
 
 
 class ImageTensors(NamedTuple):
@@ -107,6 +108,7 @@ def seeded_split(n: int, held_out: int | float, seed: int, name: str) -> tuple[T
     return permutation[n_held:], permutation[:n_held]
 
 
+@trusted_base("data")
 class ImageDataModule(L.LightningDataModule, abc.ABC):
     """Base of the image DataModules: a seeded train/val split, tensor datasets and loaders.
 

@@ -16,7 +16,9 @@ import torch
 from torch import Tensor
 
 from genae_lightning.backbones.base import ImageShape
+from genae_lightning.methods.hparams import check_hparams
 from genae_lightning.methods.networks import NETWORK_ARGS
+from genae_lightning.trust import SETTING_KINDS, as_config, build, lookup, trusted_base
 
 # Optimizer classes are hyperparameters too (``optimizer=torch.optim.Adam``, or
 # ``functools.partial(torch.optim.SGD, lr=0.1)`` from Python): allow them in weights-only
@@ -27,6 +29,7 @@ torch.serialization.add_safe_globals(
 )
 
 
+@trusted_base("method")
 class CheckpointedModule(L.LightningModule):
     """A LightningModule saved with its class and image shape, loaded weights-only.
 
@@ -47,6 +50,9 @@ class CheckpointedModule(L.LightningModule):
         ignore = [ignore] if isinstance(ignore, str) else list(ignore or [])
         super().save_hyperparameters(*args, ignore=[*ignore, *NETWORK_ARGS], frame=frame,
                                      logger=logger)
+        for store in (self._hparams, self._hparams_initial):  # objects as their class config
+            for name, value in list(store.items()):
+                store[name] = as_config(value)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Record the method class so `genae sample` can rebuild the model."""
@@ -96,6 +102,7 @@ class CheckpointedModule(L.LightningModule):
         hparams_file: str | Path | None = None,
         strict: bool | None = None,
         weights_only: bool | None = None,
+        trusted: Any = (),
         **kwargs: Any,
     ) -> Any:
         """Lightning's ``load_from_checkpoint``, reading the file weights-only.
@@ -111,6 +118,8 @@ class CheckpointedModule(L.LightningModule):
             hparams_file: A YAML file whose hyperparameters replace the saved ones.
             strict: Whether the state dict must match the model's keys exactly.
             weights_only: Must be None or True: genae-lightning never unpickles arbitrary objects.
+            trusted: Your own classes the file may name (a backbone, a prior); see
+                :mod:`genae_lightning.trust`.
             **kwargs: Hyperparameters that replace the saved ones.
         """
         from lightning.pytorch.core.saving import _default_map_location, load_hparams_from_yaml
@@ -128,23 +137,39 @@ class CheckpointedModule(L.LightningModule):
             if Path(hparams_file).suffix.lower() not in (".yaml", ".yml"):
                 raise ValueError(f"hparams_file must be a .yaml or .yml file, got {hparams_file!r}")
             checkpoint["hyper_parameters"] = load_hparams_from_yaml(hparams_file)
-        return cls.from_checkpoint_dict(checkpoint, strict=strict, **kwargs)
+        where = str(getattr(checkpoint_path, "name", checkpoint_path))
+        return cls.from_checkpoint_dict(checkpoint, strict=strict, where=where, trusted=trusted,
+                                        **kwargs)
 
     @classmethod
     def from_checkpoint_dict(
-        cls, checkpoint: dict[str, Any], strict: bool | None = None, **kwargs: Any
+        cls,
+        checkpoint: dict[str, Any],
+        strict: bool | None = None,
+        where: str = "the checkpoint",
+        trusted: Any = (),
+        **kwargs: Any,
     ) -> Any:
         """Build the method from a checkpoint dictionary already read (hyperparameters, weights).
+
+        The saved hyperparameters are checked (types and sizes) and their classes looked up in
+        the allow-list of :mod:`genae_lightning.trust` before anything is built: a file cannot
+        make genae import code or allocate absurd sizes.
 
         Args:
             checkpoint: What :func:`genae_lightning.checkpoint.read_checkpoint` returned.
             strict: Whether the state dict must match the model's keys exactly.
+            where: The file it came from, for the messages.
+            trusted: Your own classes the file may name (a backbone, a prior).
             **kwargs: Hyperparameters that replace the saved ones; for a model built with your
                 own ``encoder=`` and ``decoder=`` modules, those two (fresh modules of the same
                 architecture: the checkpoint's weights are loaded into them).
         """
         from lightning.pytorch.core.saving import _load_state
 
+        from genae_lightning.checkpoint import CheckpointError
+
+        trusted = tuple(trusted)
         networks = (checkpoint.get("genae") or {}).get("custom_networks")
         missing = [name for name in ("encoder", "decoder") if kwargs.get(name) is None]
         if networks and missing:
@@ -155,7 +180,39 @@ class CheckpointedModule(L.LightningModule):
                 f"them again, {cls.__name__}.load_from_checkpoint(path, encoder=MyEncoder(...), "
                 "decoder=MyDecoder(...)) (built as for training; the weights come from the file)"
             )
-        model = _load_state(cls, checkpoint, strict=strict, **kwargs)
+        recorded = (checkpoint.get("genae") or {}).get("method")
+        if recorded is not None:  # a name the file gives is looked up, even if unused here
+            lookup(recorded, ("method",), where=where, key="genae.method", trusted=trusted)
+        hparams = checkpoint.get("hyper_parameters") or {}
+        if not isinstance(hparams, dict):
+            raise CheckpointError(f"{where}: hyper_parameters must be a mapping, got "
+                                  f"{type(hparams).__name__}")
+        hparams = {k: v for k, v in hparams.items() if k != "_instantiator"}
+        saved = hparams.pop("_class_path", None)
+        if saved is not None and not issubclass(cls, lookup(
+                saved, ("method",), where=where, key="hyper_parameters._class_path",
+                trusted=trusted)):
+            raise CheckpointError(f"{where}: hyper_parameters._class_path is {saved!r}, not "
+                                  f"{cls.__name__}: load it with genae_lightning.load_method")
+        check_hparams({k: as_config(v) for k, v in hparams.items()}, where)
+        hparams = {k: v if k in kwargs else build(v, where=where, key=f"hyper_parameters.{k}",
+                                                  kinds=SETTING_KINDS, trusted=trusted)
+                   for k, v in hparams.items()}
+        for name, base in getattr(cls, "injected_choices", {}).items():
+            if name in hparams and name not in kwargs and hparams[name] is not None and \
+                    not isinstance(hparams[name], base):
+                raise CheckpointError(f"{where}: hyper_parameters.{name} is a "
+                                      f"{type(hparams[name]).__name__}, not a {base.__name__}")
+        checkpoint = {**checkpoint, "hyper_parameters": hparams}
+        try:
+            model = _load_state(cls, checkpoint, strict=strict, **kwargs)
+        except RuntimeError as err:
+            if "size mismatch" not in str(err) and "state_dict" not in str(err):
+                raise
+            raise CheckpointError(
+                f"{where}: its weights do not fit the {cls.__name__} its hyperparameters "
+                f"describe ({str(err).splitlines()[0][:300]}...): the file was edited or "
+                "damaged; use the file `genae fit` wrote") from err
         device = next((t.device for t in checkpoint.get("state_dict", {}).values()
                        if isinstance(t, Tensor)), None)
         return model if device is None else model.to(device)

@@ -21,6 +21,7 @@ from genae_lightning.functional.lagrangian import (
     lagrangian_term,
     moving_average,
 )
+from genae_lightning.trust import trusted_base
 
 
 class DualAscentMultiplier(nn.Module):
@@ -67,6 +68,7 @@ class DualAscentMultiplier(nn.Module):
         return f"target={self.target}, lr={self.lr}, decay={self.decay}"
 
 
+@trusted_base("constraint")
 class Constraint(nn.Module, ABC):
     """The penalty weights ``mu`` and ``mu_in`` (buffers, 1 at the start) and their updates.
 

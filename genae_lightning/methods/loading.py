@@ -1,15 +1,21 @@
 """Load a trained method from a checkpoint without its config (class, hyperparameters, weights)."""
 
-import importlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from genae_lightning.checkpoint import check_version, read_checkpoint
 from genae_lightning.methods.checkpointing import CheckpointedModule
+from genae_lightning.trust import lookup
 
 
-def method_class(checkpoint: dict[str, Any], where: str) -> type[CheckpointedModule]:
-    """The method class recorded in a genae-lightning checkpoint (its version checked)."""
+def method_class(checkpoint: dict[str, Any], where: str,
+                 trusted: Iterable[type] = ()) -> type[CheckpointedModule]:
+    """The method class recorded in a genae-lightning checkpoint (its version checked).
+
+    The recorded name is looked up in the allow-list (:mod:`genae_lightning.trust`): a
+    genae-lightning method, or one of your classes in ``trusted``; nothing is imported.
+    """
     info = checkpoint.get("genae")
     if not isinstance(info, dict) or "method" not in info:
         raise ValueError(
@@ -17,29 +23,32 @@ def method_class(checkpoint: dict[str, Any], where: str) -> type[CheckpointedMod
             "from `genae fit` or a Trainer fitting a genae_lightning method"
         )
     check_version(str(info.get("version", "0.0.0")), where)
-    module_name, _, class_name = str(info["method"]).rpartition(".")
-    try:
-        cls = getattr(importlib.import_module(module_name), class_name)
-    except (ImportError, AttributeError, ValueError) as err:
-        raise ValueError(
-            f"checkpoint {where!r} was saved by method {info['method']!r} (genae-lightning "
-            f"{info.get('version', '?')}), which cannot be imported here: {err}"
-        ) from err
-    if not (isinstance(cls, type) and issubclass(cls, CheckpointedModule)):
-        raise ValueError(f"{info['method']!r} in {where!r} is not a CheckpointedModule")
-    return cls
+    return lookup(info["method"], ("method",), where=where, key="genae.method",
+                  trusted=trusted)
 
 
-def load_method(ckpt_path: str | Path, map_location: str = "cpu") -> CheckpointedModule:
+def load_method(ckpt_path: str | Path, map_location: str = "cpu",
+                trusted: Iterable[type] = ()) -> CheckpointedModule:
     """Rebuild the method saved in ``ckpt_path`` (hyperparameters, weights, fitted priors).
 
-    The file is read with :func:`read_checkpoint` (weights only: it cannot run code).
+    The file is read with :func:`read_checkpoint` (weights only: it cannot run code), and every
+    class it names is looked up in the allow-list (:mod:`genae_lightning.trust`).
+
+    Args:
+        ckpt_path: The checkpoint file.
+        map_location: Where to put the weights.
+        trusted: Your own classes the file may name (your method subclass, backbone, prior).
     """
     checkpoint = read_checkpoint(ckpt_path, map_location=map_location)
-    return method_from_checkpoint(checkpoint, str(ckpt_path))
+    return method_from_checkpoint(checkpoint, str(ckpt_path), trusted=trusted)
 
 
-def method_from_checkpoint(checkpoint: dict[str, Any], where: str) -> CheckpointedModule:
-    """Rebuild the method of a checkpoint already read with :func:`read_checkpoint`."""
-    cls = method_class(checkpoint, where)
-    return cls.from_checkpoint_dict(checkpoint)
+def method_from_checkpoint(checkpoint: dict[str, Any], where: str,
+                           trusted: Iterable[type] = (), **kwargs: Any) -> CheckpointedModule:
+    """Rebuild the method of a checkpoint already read with :func:`read_checkpoint`.
+
+    ``kwargs`` go to ``from_checkpoint_dict`` (e.g. your own ``encoder=`` and ``decoder=``).
+    """
+    trusted = tuple(trusted)
+    cls = method_class(checkpoint, where, trusted)
+    return cls.from_checkpoint_dict(checkpoint, where=where, trusted=trusted, **kwargs)

@@ -7,8 +7,10 @@ import torch
 from torch import Tensor, nn
 
 from genae_lightning.functional.tc import gaussian_kl_mc
+from genae_lightning.trust import trusted_base
 
 
+@trusted_base("prior")
 class Prior(nn.Module, ABC):
     """A distribution over latents of dimension ``dim`` with a density and a sampler.
 

@@ -14,6 +14,7 @@ from genae_lightning.backbones import MLPBackbone
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import GenerativeAutoencoder, load_method
 from genae_lightning.methods.gaussian import GaussianPosteriorAutoencoder
+from genae_lightning.trust import UntrustedClassError
 from tests.conftest import REPO, tiny_trainer
 
 SHAPE, D = (1, 8, 8), 4
@@ -151,8 +152,10 @@ def test_docs_backbone_example_trains_and_loads_weights_only(tmp_path, monkeypat
                                                   batch_size=8))
     ckpt = tmp_path / "tiny.ckpt"
     trainer.save_checkpoint(ckpt)
-    reloaded = load_method(ckpt)  # weights-only: the subclass registered itself
-    assert type(reloaded.hparams["backbone"]).__name__ == "TinyMLP"
+    with pytest.raises(UntrustedClassError, match="docs_backbones_example.TinyMLP"):
+        load_method(ckpt)  # a file never chooses a class of yours: the caller hands it over
+    reloaded = load_method(ckpt, trusted=[module.TinyMLP])
+    assert reloaded.hparams["backbone"]["class_path"] == "docs_backbones_example.TinyMLP"
     x = torch.rand(3, *SHAPE)
     model.eval()
     reloaded.eval()

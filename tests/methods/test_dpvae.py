@@ -176,11 +176,15 @@ def test_bad_hyperparameters_are_clear_errors(cls, kwargs, match) -> None:
 
 
 def test_a_saved_prior_class_that_is_no_prior_is_refused() -> None:
-    from genae_lightning.methods.injected import build_choice
-    from genae_lightning.priors import Prior
+    from genae_lightning.trust import UntrustedClassError, build
 
-    with pytest.raises(ValueError, match="'os.system', which is not a Prior class"):
-        build_choice({"class_path": "os.system", "init_args": {}}, Prior, "prior")
-    rebuilt = build_choice({"class_path": "genae_lightning.priors.decoupled.DecoupledPrior",
-                            "init_args": {"flow_layers": 2}}, Prior, "prior")
+    with pytest.raises(UntrustedClassError, match="prior.class_path names 'os.system'"):
+        build({"class_path": "os.system", "init_args": {}}, where="m.ckpt", key="prior",
+              kinds=("prior",))
+    with pytest.raises(UntrustedClassError, match="'genae_lightning.methods.Penalty'"):
+        build({"class_path": "genae_lightning.methods.Penalty"}, where="m.ckpt", key="prior",
+              kinds=("prior",))  # a genae class, but no prior
+    rebuilt = build({"class_path": "genae_lightning.priors.decoupled.DecoupledPrior",
+                     "init_args": {"flow_layers": 2}}, where="m.ckpt", key="prior",
+                    kinds=("prior",))
     assert isinstance(rebuilt, DecoupledPrior) and rebuilt.flow_layers == 2
