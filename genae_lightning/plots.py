@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from genae_lightning.functional.precision import to_module
 from genae_lightning.priors import DecoupledPrior, Prior
 
 
@@ -51,7 +52,7 @@ def latent_traversal(
     """
     if steps < 2 or span <= 0:
         raise ValueError(f"need steps >= 2 and span > 0, got steps={steps}, span={span}")
-    z = model.encode(x.reshape(1, *x.shape[-3:]).to(next(model.parameters()).device))  # (1, d)
+    z = model.encode(to_module(x.reshape(1, *x.shape[-3:]), model))  # (1, d)
     d = z.shape[1]
     dims = list(range(d)) if dims is None else list(dims)
     if any(not 0 <= k < d for k in dims):
@@ -80,8 +81,8 @@ def interpolate(
     if steps < 2:
         raise ValueError(f"steps must be >= 2, got {steps}")
     device = next(model.parameters()).device
-    ends = model.encode(torch.stack([x_start.reshape(x_start.shape[-3:]),
-                                     x_end.reshape(x_end.shape[-3:])]).to(device))  # (2, d)
+    ends = model.encode(to_module(torch.stack([x_start.reshape(x_start.shape[-3:]),
+                                               x_end.reshape(x_end.shape[-3:])]), model))  # (2, d)
     prior = getattr(model, "prior", None)
     if isinstance(prior, DecoupledPrior):
         ends = prior.to_base(ends)[0]

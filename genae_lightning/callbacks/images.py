@@ -10,6 +10,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from genae_lightning.callbacks.metrics import GenerativeMetrics, epoch_due
+from genae_lightning.functional.precision import to_module
 from genae_lightning.latents import sample_batches
 from genae_lightning.priors import Prior
 
@@ -83,7 +84,7 @@ class ImageLogger(L.Callback):
             originals = getattr(trainer.datamodule, f"{self.split}_dataset", None)
             if originals is not None:
                 count = min(self.n // 2, len(originals))
-                x = torch.stack([originals[i][0] for i in range(count)]).to(pl_module.device)
+                x = to_module(torch.stack([originals[i][0] for i in range(count)]), pl_module)
                 images["recon"] = torch.cat([x, pl_module.reconstruct(x)])
             extra = temporary_priors(trainer, pl_module)
             for name in ["standard", *pl_module.posthoc_priors.keys(), *extra]:

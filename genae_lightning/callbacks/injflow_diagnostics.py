@@ -42,6 +42,7 @@ from genae_lightning.functional import (
     singular_values,
     sum_squared_error,
 )
+from genae_lightning.functional.precision import to_module
 from genae_lightning.methods.injflow import InjFlow
 from genae_lightning.plots import plot_spectrum
 
@@ -90,7 +91,7 @@ def injflow_diagnostics(
     model.eval()
     try:
         with torch.inference_mode(False), torch.no_grad():
-            x = x.to(model.device).clone()
+            x = to_module(x, model).clone()
             z = model.encode(x).float()  # (B, d)
             output, jac = jacobian_matrix(model.decoder, z, chunk_size)  # (B, ...), (B, D, d)
             with torch.enable_grad():  # the reverse-mode estimator differentiates

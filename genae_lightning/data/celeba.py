@@ -169,7 +169,8 @@ class CelebA(ImageDataModule):
             check_md5(partition, md5)
         splits = read_partition(partition)
         self._check_images([name for names in splits.values() for name in names])
-        read = functools.partial(read_image, mode="RGB", size=self.image_size, crop=self.crop_size)
+        read = functools.partial(read_image, mode="RGB", size=self.image_size, crop=self.crop_size,
+                                 original=ALIGNED_SIZE)
         images = self.folder / IMAGES
         return ImageDatasets(
             *(

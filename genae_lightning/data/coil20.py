@@ -22,6 +22,7 @@ from genae_lightning.data.files import RequiredFiles, read_image, try_download
 
 NUM_OBJECTS = 20
 NUM_POSES = 72  # one image every 5 degrees of rotation
+ORIGINAL_SIZE = (128, 128)  # (width, height) of every processed image
 
 
 class Coil20(ImageDataModule):
@@ -110,10 +111,15 @@ class Coil20(ImageDataModule):
         self.files.prepare(self.download, lambda missing: self._download())
 
     def load_tensors(self) -> ImageTensors:
-        """Decode (and resize) all 1440 images, then hold out the seeded test part."""
+        """Decode (and resize) all 1440 images, then hold out the seeded test part.
+
+        Raises:
+            ValueError: If an image is unreadable or not 128x128 (the message names it).
+        """
         files = self.files
         files.require()
-        read = functools.partial(read_image, mode="L", size=self.image_size)
+        read = functools.partial(read_image, mode="L", size=self.image_size,
+                                 original=ORIGINAL_SIZE)
         images = torch.stack([read(files.folder / name) for name in files.names])  # (N,1,S,S)
         labels = torch.arange(NUM_OBJECTS).repeat_interleave(NUM_POSES)  # (N,), obj{k} -> k-1
         return seeded_test_split(images, labels, self.test_size, self.seed)

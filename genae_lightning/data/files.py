@@ -14,7 +14,7 @@ Reading never writes, so the folder that holds the files may be read-only.
 """
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -32,22 +32,25 @@ MAX_LISTED = 8
 """Missing names listed in an error message; more are counted, not listed."""
 
 
-def check_md5(path: Path, expected: str) -> None:
+def check_md5(path: Path, expected: str, known: Mapping[str, str] | None = None) -> None:
     """Raise ``ValueError`` unless the file at ``path`` has md5 ``expected``.
 
     Args:
         path: The file.
         expected: The md5 of the original file (hex digest).
+        known: What other files are, by md5 (e.g. another data set's file of the same name),
+            named in the message when the file is one of them.
 
     Raises:
         ValueError: If the md5 differs (the message says how to fix it).
     """
     got = calculate_md5(path)
     if got != expected:
+        other = (known or {}).get(got)
+        what = f"it is {other}" if other else "the file is corrupt or not the original"
         raise ValueError(
-            f"{path} has md5 {got}, expected {expected}: the file is corrupt or not the "
-            f"original. Delete it and re-run to download it again (or pass "
-            f"--data.verify_checksum false to read it anyway)."
+            f"{path} has md5 {got}, expected {expected}: {what}. Delete it and re-run to "
+            f"download it again (or pass --data.verify_checksum false to read it anyway)."
         )
 
 
@@ -150,7 +153,13 @@ class RequiredFiles:
         )
 
 
-def read_image(path: Path, mode: Literal["L", "RGB"], size: int, crop: int | None = None) -> Tensor:
+def read_image(
+    path: Path,
+    mode: Literal["L", "RGB"],
+    size: int,
+    crop: int | None = None,
+    original: tuple[int, int] | None = None,
+) -> Tensor:
     """Decode an image file, centre-crop it to a square, and resize it to ``size x size``.
 
     Resizing is PIL's bilinear filter, which is antialiased when shrinking (as torchvision's
@@ -162,12 +171,15 @@ def read_image(path: Path, mode: Literal["L", "RGB"], size: int, crop: int | Non
         size: Side of the square output image.
         crop: Side of the centred square cut out before resizing; ``None`` keeps the whole
             image (which is then resized to a square).
+        original: ``(width, height)`` of the data set's original images; a file of another
+            size is refused (not silently resized). ``None``: any size.
 
     Returns:
         uint8 image of shape ``(C, size, size)``, ``C`` = 1 for ``"L"``, 3 for ``"RGB"``.
 
     Raises:
-        ValueError: If the file is not a readable image or is smaller than ``crop``.
+        ValueError: If the file is not a readable image, is not of size ``original`` or is
+            smaller than ``crop``.
     """
     try:
         with Image.open(path) as file:
@@ -178,8 +190,15 @@ def read_image(path: Path, mode: Literal["L", "RGB"], size: int, crop: int | Non
         raise ValueError(
             f"{path} could not be read as an image ({error}); replace it with the original file."
         ) from error
+    width, height = image.size
+    if original is not None and (width, height) != tuple(original):
+        raise ValueError(
+            f"{path} is {width}x{height} pixels, expected {original[0]}x{original[1]} (the "
+            f"original images' size). Put the original files there (delete the folder and re-run "
+            f"to download them again); to train on smaller images, pass --data.image_size "
+            f"instead of resizing the files."
+        )
     if crop is not None:
-        width, height = image.size
         if crop > min(width, height):
             raise ValueError(
                 f"{path} is {width}x{height}, smaller than the {crop}x{crop} centre crop; "
@@ -241,7 +260,7 @@ class FileDataModule(ImageDataModule):
             fraction (float in [0, 1)).
         seed: Seed of the train/val split; the same seed gives the same split.
         download: Download missing files from the dataset's official source (needs network).
-        verify_checksum: Check each file against torchvision's md5 before reading it.
+        verify_checksum: Check each file against the original's md5 before reading it.
     """
 
     def __init__(

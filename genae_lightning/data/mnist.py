@@ -1,8 +1,9 @@
 """MNIST and Fashion-MNIST, read from the original IDX files in torchvision's folder layout.
 
 Files live in ``{root}/MNIST/raw/`` resp. ``{root}/FashionMNIST/raw/`` as the original ``.gz``
-files (checked against torchvision's md5s) or as already-uncompressed IDX files. Reading never
-writes, so ``root`` may be read-only; only a download (in ``prepare_data``) writes there.
+files (checked against torchvision's md5s) or as already-uncompressed IDX files (checked against
+the md5s of the decompressed originals, :data:`IDX_MD5S`). Reading never writes, so ``root`` may
+be read-only; only a download (in ``prepare_data``) writes there.
 """
 
 import functools
@@ -27,6 +28,22 @@ from genae_lightning.data.files import (
 
 IDX_IMAGES_MAGIC = 2051  # uint8 data, 3 dimensions: (N, H, W)
 IDX_LABELS_MAGIC = 2049  # uint8 data, 1 dimension: (N,)
+
+IDX_MD5S: dict[str, dict[str, str]] = {
+    "MNIST": {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    },
+    "FashionMNIST": {
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    },
+}
+"""md5 of each uncompressed IDX file, by data set and name: the decompressed original ``.gz``."""
 
 
 def read_idx(path: Path, magic: int, item_shape: tuple[int, ...] = ()) -> np.ndarray:
@@ -65,6 +82,16 @@ def read_idx(path: Path, magic: int, item_shape: tuple[int, ...] = ()) -> np.nda
     return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape)
 
 
+def known_files() -> dict[str, str]:
+    """What each original MNIST and Fashion-MNIST file is, by md5 (``.gz`` and uncompressed)."""
+    known = {}
+    for dataset in (datasets.MNIST, datasets.FashionMNIST):
+        name = dataset.__name__
+        files = [*dataset.resources, *IDX_MD5S[name].items()]
+        known.update({md5: f"{name}'s {file}" for file, md5 in files})
+    return known
+
+
 class MNIST(FileDataModule):
     """MNIST handwritten digits: 60000 train (train + val) and 10000 test images, 1x28x28.
 
@@ -84,7 +111,8 @@ class MNIST(FileDataModule):
             fraction (float in [0, 1)).
         seed: Seed of the train/val split; the same seed gives the same split.
         download: Download missing files from torchvision's mirrors (needs network).
-        verify_checksum: Check each ``.gz`` file against torchvision's md5 before reading it.
+        verify_checksum: Check each file before reading it: a ``.gz`` file against torchvision's
+            md5, an uncompressed one against the md5 of the decompressed original.
     """
 
     IMAGE_SHAPE = (1, 28, 28)
@@ -116,7 +144,7 @@ class MNIST(FileDataModule):
         )
 
     def load_tensors(self) -> ImageTensors:
-        """Read the four IDX files (checking md5s of ``.gz`` files if ``verify_checksum``)."""
+        """Read the four IDX files (checking their md5s if ``verify_checksum``)."""
         self.files.require()
         return ImageTensors(*self._read_split("train"), *self._read_split("t10k"))
 
@@ -135,12 +163,15 @@ class MNIST(FileDataModule):
         return images_tensor, torch.from_numpy(labels.astype(np.int64))  # (N,) int64
 
     def _find(self, gz_name: str) -> Path:
-        """Path of ``gz_name``, else of its uncompressed copy; the md5 of a ``.gz`` is checked."""
+        """Path of ``gz_name``, else of its uncompressed copy; its md5 is checked (see IDX_MD5S)."""
         path = self.raw_folder / gz_name
-        if not path.is_file():
-            return path.with_suffix("")
+        if path.is_file():
+            expected = self.md5s[gz_name]
+        else:
+            path = path.with_suffix("")
+            expected = IDX_MD5S[self.TORCHVISION_DATASET.__name__][path.name]
         if self.verify_checksum:
-            check_md5(path, self.md5s[gz_name])
+            check_md5(path, expected, known_files())
         return path
 
     def download_missing(self, missing: list[str]) -> str:

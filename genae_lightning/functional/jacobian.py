@@ -26,6 +26,7 @@ import torch.autograd.forward_ad as fwAD
 from torch import Tensor, nn
 
 from genae_lightning.functional.batchnorm import frozen_batchnorm_stats
+from genae_lightning.functional.precision import at_least_float32
 
 JvpMode = Literal["forward", "finite_difference", "reverse"]
 JVP_MODES: tuple[str, ...] = ("forward", "finite_difference", "reverse")
@@ -184,9 +185,10 @@ def estimate_jacobian_sq_norm(
     eps: float = 0.01,
     generator: torch.Generator | None = None,
 ) -> JacobianEstimate:
-    """One-sample estimate of ||J_fn(z)||_F^2 per example, computed in float32.
+    """One-sample estimate of ||J_fn(z)||_F^2 per example, computed in float32 (or float64).
 
-    Autocast is switched off inside, so the estimate stays float32 under mixed precision.
+    Autocast is switched off inside, so the estimate stays float32 under mixed precision; a
+    float64 ``z`` (a model in float64) is kept in float64.
 
     Args:
         fn: Map from (B, d) latents to (B, ...) outputs, e.g. a decoder; or from (B, ...) inputs,
@@ -205,7 +207,7 @@ def estimate_jacobian_sq_norm(
             f"got {tuple(z.shape)}"
         )
     with torch.autocast(device_type=z.device.type, enabled=False):
-        z = z.float()
+        (z,) = at_least_float32(z)  # float64 (precision "64-true") stays float64
         if mode == "reverse":
             out, jtu = vjp_reverse(fn, z, generator=generator)
             sq_norm = jtu.flatten(1).pow(2).sum(dim=1)

@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from genae_lightning.functional import diag_gaussian_mixture_log_prob
+from genae_lightning.functional.precision import to_module
 from genae_lightning.priors import Prior
 
 
@@ -74,12 +75,11 @@ def aggregate_posterior(
         max_points: Mixture components kept (the first ones the loader yields); all when None.
     """
     require_posterior(model)
-    device = next(model.parameters()).device
     means, logvars, count = [], [], 0
     limit = math.inf if max_points is None else max_points
     for batch in dataloader:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
-        mean, logvar = model.posterior(x.to(device))
+        mean, logvar = model.posterior(to_module(x, model))
         means.append(mean.float().cpu())
         logvars.append(logvar.float().cpu())
         count += x.shape[0]

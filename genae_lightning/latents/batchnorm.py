@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from genae_lightning.functional.batchnorm import batchnorm_layers
+from genae_lightning.functional.precision import to_module
 
 __all__ = ["batchnorm_layers", "recalibrate_batchnorm", "recalibration_loader"]
 
@@ -89,7 +90,7 @@ def recalibrate_batchnorm(
         for batch in tqdm(islice(batches, num_batches), total=num_batches, disable=not progress,
                           desc="recalibrating BatchNorm", leave=False):
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            module.reconstruct(x.to(device))
+            module.reconstruct(to_module(x, module))
             used += 1
     finally:
         for hook in hooks:
@@ -138,7 +139,6 @@ def mode_errors(module: nn.Module, batches: list[Tensor]) -> tuple[float, float]
     """
     layers = batchnorm_layers(module)
     was_training = {m: m.training for m in module.modules()}
-    device = next(module.parameters()).device
     errors = {}
     try:
         module.eval()
@@ -148,7 +148,7 @@ def mode_errors(module: nn.Module, batches: list[Tensor]) -> tuple[float, float]
                 m.track_running_stats = not train  # train mode without updating the statistics
             total, count = 0.0, 0
             for x in batches:
-                x = x.to(device)
+                x = to_module(x, module)
                 diff = (x - module.reconstruct(x)).float().flatten(1)
                 total += float(diff.pow(2).sum())
                 count += x.shape[0]

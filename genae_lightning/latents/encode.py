@@ -7,6 +7,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
+from genae_lightning.functional.precision import to_module
+
 
 @torch.no_grad()
 def encode_dataset(
@@ -15,14 +17,17 @@ def encode_dataset(
     max_samples: int | None = None,
     progress: bool = True,
 ) -> Tensor:
-    """Encode a loader's images with ``module.encode`` in eval mode; returns (N, d) on the CPU."""
+    """Encode a loader's images with ``module.encode`` in eval mode; returns (N, d) on the CPU.
+
+    Float images are cast to the module's dtype (float64 after ``precision="64-true"``).
+    """
     was_training = module.training
     module.eval()
     codes, seen = [], 0
     try:
         for batch in tqdm(loader, desc="encoding", disable=not progress, leave=False):
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            codes.append(module.encode(x.to(module.device)).float().cpu())
+            codes.append(module.encode(to_module(x, module)).float().cpu())
             seen += x.shape[0]
             if max_samples is not None and seen >= max_samples:
                 break

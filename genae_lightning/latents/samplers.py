@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from torch import Tensor
 
+from genae_lightning.functional.precision import to_module
 from genae_lightning.priors import Prior, fit_posthoc_prior
 
 SAMPLERS: tuple[str, ...] = ("prior", "gaussian", "gmm")
@@ -70,7 +71,7 @@ def sample_batches(
     for start in range(0, n, batch_size):
         size = min(batch_size, n - start)
         if sampler in extra:
-            z = extra[sampler].sample(size, generator=generator).to(module.device)
+            z = to_module(extra[sampler].sample(size, generator=generator), module)
             yield module.decode(z)
         elif sampler == "prior":
             yield module.sample(size, generator=generator)

@@ -16,8 +16,9 @@ from torch import Tensor, nn
 
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape, check_image_shape
+from genae_lightning.functional.precision import to_module
 from genae_lightning.methods.checkpointing import CheckpointedModule
-from genae_lightning.methods.inputs import check_batch_shape, check_pixel_range
+from genae_lightning.methods.inputs import check_batch, check_pixel_range, check_sample_count
 from genae_lightning.methods.networks import build_networks, network_record
 from genae_lightning.methods.nonfinite import (
     NonFiniteHandler,
@@ -131,8 +132,15 @@ class GenerativeAutoencoder(PretrainedMixin, CheckpointedModule):
     def sample(
         self, n: int, prior: str = "standard", generator: torch.Generator | None = None
     ) -> Tensor:
-        """Decode n latents drawn from ``prior``; returns (n, C, H, W)."""
-        return self.decode(self.get_prior(prior).sample(n, generator=generator).to(self.device))
+        """Decode n latents drawn from ``prior``; returns (n, C, H, W).
+
+        Raises:
+            TypeError: If ``n`` is not an int (a bool, a float, a string, a tensor).
+            ValueError: If ``n`` < 1.
+        """
+        check_sample_count(type(self).__name__, n)
+        z = self.get_prior(prior).sample(n, generator=generator)
+        return self.decode(to_module(z, self.decoder))  # the decoder's device and dtype
 
     @property
     def loss_needs_grad(self) -> bool:
@@ -153,7 +161,9 @@ class GenerativeAutoencoder(PretrainedMixin, CheckpointedModule):
         return seeded(seed, self.device)
 
     def _check_input(self, x: Tensor) -> None:
-        check_batch_shape(type(self).__name__, x, self.image_shape)
+        """Refuse what is not a batch (B, C, H, W) of ``image_shape``, in the weights' dtype."""
+        weights = next((p.dtype for p in self.encoder.parameters() if p.is_floating_point()), None)
+        check_batch(type(self).__name__, x, self.image_shape, weights)
 
     def log_loss(self, out: LossOutput, stage: str, batch_size: int) -> None:
         """Log ``<stage>/loss`` and each ``<stage>/<term>`` (per step in training, else epoch)."""

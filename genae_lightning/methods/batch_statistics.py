@@ -8,6 +8,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from genae_lightning.functional.precision import at_least_float32
+
 
 class BatchStatistics:
     """Capture each train-mode BatchNorm's batch mean and variance, then use them frozen.
@@ -54,7 +56,7 @@ class BatchStatistics:
                     "and this replay only sees this process's batch; train with "
                     "trainer.sync_batchnorm=False, or with jac_fraction=1"
                 )
-            x = args[0].float() if differentiable else args[0].detach().float()
+            (x,) = at_least_float32(args[0] if differentiable else args[0].detach())
             dims = [0, *range(2, x.dim())]
             self.stats[id(layer)] = (x.mean(dim=dims), x.var(dim=dims, unbiased=False))
 

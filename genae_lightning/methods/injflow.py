@@ -17,6 +17,7 @@ from genae_lightning.functional import (
     sum_squared_error,
 )
 from genae_lightning.functional.jacobian import JacobianEstimate, JvpMode, jvp_needs_grad
+from genae_lightning.functional.precision import at_least_float32
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.methods.batch_statistics import BatchStatistics
 from genae_lightning.methods.constraints import Constraint, Penalty
@@ -154,7 +155,7 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
         """Full-batch g(z), and the Jacobian estimate on a random sub-batch (frozen BatchNorm)."""
         stats = BatchStatistics(self.decoder)
         with torch.autocast(device_type=z.device.type, enabled=False):
-            z = z.float()
+            (z,) = at_least_float32(z)  # float64 stays float64
             finite_difference = self.jvp == "finite_difference"
             with stats.capture(differentiable=finite_difference):
                 output = self.decoder(z)

@@ -37,6 +37,7 @@ from genae_lightning.functional import gaussian_kl_standard, gaussian_nll, repar
 from genae_lightning.functional import sum_squared_error as sse
 from genae_lightning.functional.batchnorm import frozen_batchnorm_stats
 from genae_lightning.functional.pga import log_det_jacobian_estimate, sphere_perturbation
+from genae_lightning.functional.precision import at_least_float32
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.methods.gaussian import GaussianPosteriorAutoencoder
 
@@ -51,7 +52,8 @@ def _frozen_h(encoder: nn.Module, decoder: nn.Module, z: Tensor, dim: int) -> Te
     params = {name: p.detach() for name, p in encoder.named_parameters()}
     with torch.autocast(device_type=z.device.type, enabled=False), \
             frozen_batchnorm_stats(encoder, decoder):
-        return torch.func.functional_call(encoder, params, (decoder(z.float()),))[:, :dim]
+        (z,) = at_least_float32(z)  # float64 (a model in float64) stays float64
+        return torch.func.functional_call(encoder, params, (decoder(z),))[:, :dim]
 
 
 def _latent_reconstruction(

@@ -16,6 +16,7 @@ from genae_lightning.functional import (
     wae_kernel_scales,
 )
 from genae_lightning.functional.mmd import WAE_MULTIPLIERS, Kernel
+from genae_lightning.functional.precision import at_least_float32
 from genae_lightning.methods.adversarial import LatentAdversary
 from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 
@@ -68,7 +69,7 @@ class WAEMMD(GenerativeAutoencoder):
 
     def loss(self, x: Tensor) -> LossOutput:
         """Reconstruction error plus lam times the MMD between codes and prior draws."""
-        z = self.encode(x).float()  # (B, d)
+        (z,) = at_least_float32(self.encode(x))  # (B, d)
         rec = sum_squared_error(x.float(), self.decode(z)).mean()
         z_prior = self.prior.sample(z.shape[0]).to(z)
         # the unbiased estimator needs 2 codes; a last batch of 1 falls back to the V-statistic
@@ -137,7 +138,7 @@ class WAEGAN(LatentAdversary):
 
     def _objective(self, x: Tensor, z: Tensor) -> LossOutput:
         rec = sum_squared_error(x.float(), self.decode(z)).mean()
-        adv = generator_loss(self.discriminator(z.float()))
+        adv = generator_loss(self.discriminator(*at_least_float32(z)))
         return LossOutput(rec + self.lam * adv, {"rec": rec, "adv": adv})
 
     def loss(self, x: Tensor) -> LossOutput:
@@ -146,7 +147,7 @@ class WAEGAN(LatentAdversary):
 
     def discriminator_objective(self, z: Tensor) -> Tensor:
         """D's loss on codes z (detached here) against as many prior draws, times lam."""
-        z = z.detach().float()
+        (z,) = at_least_float32(z.detach())
         z_prior = self.prior.sample(z.shape[0]).to(z)
         return self.lam * discriminator_loss(self.discriminator(z_prior), self.discriminator(z))
 

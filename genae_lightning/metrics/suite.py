@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm.auto import tqdm
 
 from genae_lightning.distributed import Collective
+from genae_lightning.functional.precision import to_module
 from genae_lightning.latents.encode import encode_dataset
 from genae_lightning.latents.samplers import (
     SAMPLERS,
@@ -105,7 +106,7 @@ def _reconstructions(
     """Yield reconstructions batch by batch, updating the KNN (labelled codes) and SSE metrics."""
     for batch in loader:
         x, y = _images_and_labels(batch)
-        x = x.to(module.device)
+        x = to_module(x, module)
         z = module.encode(x)  # (B, d)
         x_hat = module.reconstruct(x)  # (B, C, H, W)
         sse.update(x, x_hat)

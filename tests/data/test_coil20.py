@@ -10,7 +10,7 @@ from genae_lightning.data import Coil20
 from genae_lightning.data import coil20 as coil20_module
 from tests.data.test_datamodules import check_batch
 
-SIZE = 16  # the fake images are 16x16 (the real ones 128x128): resizing is exercised too
+SIZE = 128  # the size of the real images (another size is refused); resized to image_size
 
 
 def write_coil20(folder: Path) -> None:
