@@ -54,8 +54,11 @@ def checkpoint_file(path: str | Path) -> Path:
 
     Raises:
         IsADirectoryError: It is a folder; the message points at the newest ``last.ckpt`` in it.
-        FileNotFoundError: It does not exist.
+        FileNotFoundError: It does not exist, or is empty text.
     """
+    if path == "":  # Path("") would be the working directory
+        raise FileNotFoundError("--ckpt_path is empty: pass the .ckpt file a `genae fit` run "
+                                "wrote (under <log dir>/checkpoints/)")
     path = Path(path)
     if path.is_dir():
         found = [p for pattern in ("last.ckpt", "checkpoints/last.ckpt",

@@ -82,10 +82,14 @@ def resolve_config(value: str) -> Path:
 
     Raises:
         FileNotFoundError: Neither a file nor a bundled name; the message lists close matches.
+        IsADirectoryError: ``value`` is a folder.
     """
     path = Path(value).expanduser()
     if path.is_file():
         return path
+    if path.is_dir():
+        raise IsADirectoryError(f"config {value!r} is a folder, not a config file: pass a .yaml "
+                                "file, or a bundled config's name (`genae configs` lists them)")
     name = value.removeprefix("./").removeprefix("configs/")
     for suffix in (".yaml", ".yml"):
         name = name.removesuffix(suffix)

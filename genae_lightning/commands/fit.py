@@ -61,7 +61,7 @@ class GenaeCLI(LightningCLI):
         ``fit`` also keeps the data settings that decide the split and the batches' order.
         """
         ckpt_path = self.config_init[subcommand].get("ckpt_path")
-        if not ckpt_path or ckpt_path in ("best", "hpc"):
+        if ckpt_path is None or ckpt_path in ("best", "hpc"):
             return
         if ckpt_path == "last":
             ckpt_path = find_last_checkpoint(self.trainer)

@@ -161,3 +161,13 @@ def test_missing_inputs_are_errors_naming_them(ckpt, tmp_path, monkeypatch) -> N
     with pytest.raises(ValueError, match=r"genae predict needs the trained weights, and no "
                                          r"--ckpt_path was given.*--ckpt_path <log dir>/"):
         cli.main(["predict", "--config", QUICKSTART])
+
+
+def test_an_empty_ckpt_path_or_a_folder_as_config_is_named(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for argv in (["sample", "--ckpt_path", ""],
+                 ["fit", "--config", QUICKSTART, "--trainer.max_steps", "1", "--ckpt_path", ""]):
+        with pytest.raises(FileNotFoundError, match="--ckpt_path is empty: pass the .ckpt file"):
+            cli.main(argv)
+    with pytest.raises(IsADirectoryError, match=rf"config '{named(tmp_path)}' is a folder, not a "):
+        cli.main(["fit", "--config", str(tmp_path)])
