@@ -13,6 +13,7 @@ from genae_lightning.commands.report import report
 from genae_lightning.commands.sample import sample
 from genae_lightning.commands.train_features import train_features
 from genae_lightning.commands.traverse import traverse
+from genae_lightning.trust import split_trust, trusting
 
 # Commands beside LightningCLI's fit/validate/test/predict: name -> function(argv).
 COMMANDS: dict[str, Callable[[list[str]], object]] = {
@@ -55,8 +56,17 @@ def unknown_command(name: str) -> str:
 
 
 def main(args: list[str] | None = None) -> None:
-    """Entry point of ``genae``: ``genae fit|validate|test ...``, ``genae sample ...``, ..."""
-    argv = sys.argv[1:] if args is None else list(args)
+    """Entry point of ``genae``: ``genae fit|validate|test ...``, ``genae sample ...``, ...
+
+    ``--trust module.Class`` (any command, repeatable) lets files name that class of yours.
+    """
+    argv, classes = split_trust(sys.argv[1:] if args is None else list(args))
+    with trusting(classes):
+        run(argv)
+
+
+def run(argv: list[str]) -> None:
+    """Run the command of ``argv`` (without its ``--trust`` options)."""
     if argv[:1] in (["-h"], ["--help"]) or not argv:
         print(usage())
         return

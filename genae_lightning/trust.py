@@ -68,13 +68,6 @@ def trusting(classes: Iterable[type]) -> Iterator[None]:
             _SESSION.remove(cls)
 
 
-def trust_command_line(argv: list[str]) -> list[str]:
-    """Trust the classes of ``argv``'s ``--trust`` options for this process; the other args."""
-    rest, classes = split_trust(argv)
-    _SESSION.extend(cls for cls in classes if cls not in _SESSION)
-    return rest
-
-
 def split_trust(argv: list[str]) -> tuple[list[str], list[type]]:
     """``argv`` without its ``--trust module.Class`` options, and the classes they name."""
     rest, paths, i = [], [], 0
@@ -307,5 +300,7 @@ def as_config(value: Any) -> Any:
         return {"class_path": class_path(cls),
                 "init_args": {k: as_config(v) for k, v in init.items()}}
     if isinstance(value, list | tuple):
-        return [as_config(v) for v in value]
+        converted = [as_config(v) for v in value]
+        unchanged = all(a is b for a, b in zip(converted, value, strict=True))
+        return value if unchanged else type(value)(converted)  # a plain tuple stays one
     return value

@@ -19,6 +19,7 @@ from genae_lightning.checkpoint import read_checkpoint
 from genae_lightning.commands.config_files import read_yaml
 from genae_lightning.data import ImageDataModule
 from genae_lightning.methods import GenerativeAutoencoder, method_from_checkpoint
+from genae_lightning.trust import check_names
 
 DEVICES = "cpu, cuda, cuda:N (N: a GPU index), mps, or auto (a GPU when there is one)"
 
@@ -112,7 +113,15 @@ def saved_data(ckpt_path: Path) -> dict[str, Any] | None:
     config = run_config(ckpt_path)
     if config is None:
         return None
-    data = (read_yaml(config) or {}).get("data")
+    saved = read_yaml(config)
+    if not isinstance(saved, dict):
+        raise ValueError(f"{config}: the run's config holds a YAML {type(saved).__name__}, "
+                         "expected the mapping `genae fit` saves (trainer:, model:, data:); "
+                         "pass the data yourself, e.g. --data MNIST")
+    data = saved.get("data")
+    data = check_names({"data": data}, where=str(config), key="", kinds=("data",))["data"]
+    if isinstance(data, str):  # `data: MNIST`, now checked and written in full
+        data = {"class_path": data}
     return data if isinstance(data, dict) and "class_path" in data else None
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from genae_lightning.trust import CONFIG_KINDS, check_names
+
 MAX_DEPTH = 8  # nesting of `defaults` (a cycle stops here with an error)
 
 
@@ -199,8 +201,10 @@ def _expand(value: str) -> str:
     if not isinstance(raw, dict):
         raise ValueError(f"config {path} holds a YAML {type(raw).__name__}, expected a mapping "
                          "of sections such as `trainer:`, `model:` and `data:`")
+    composed = compose(path) if "defaults" in raw else raw
+    check_names(composed, where=str(path), key="", kinds=CONFIG_KINDS)  # before any import
     if "defaults" in raw:
-        return yaml.safe_dump(compose(path), sort_keys=False)
+        return yaml.safe_dump(composed, sort_keys=False)
     return str(path)
 
 

@@ -171,3 +171,12 @@ def test_an_empty_ckpt_path_or_a_folder_as_config_is_named(tmp_path, monkeypatch
             cli.main(argv)
     with pytest.raises(IsADirectoryError, match=rf"config '{named(tmp_path)}' is a folder, not a "):
         cli.main(["fit", "--config", str(tmp_path)])
+
+
+def test_a_run_config_that_is_no_mapping_is_named(tmp_path) -> None:
+    from genae_lightning.commands.checkpoints import saved_data
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "config.yaml").write_text("- a\n- b\n")
+    with pytest.raises(ValueError, match=r"config.yaml: the run's config holds a YAML list"):
+        saved_data(tmp_path / "checkpoints" / "last.ckpt")

@@ -197,3 +197,11 @@ def write_configs(genuine: dict, root: Path) -> Iterator[Hostile]:
         path = root / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
         yield Hostile(name, "config", path, PAYLOAD)
+
+
+def users_own_method() -> type:
+    """A method subclass of the user's own (defined outside genae-lightning)."""
+    from genae_lightning.methods import AE
+
+    return globals().get("MyAE") or globals().setdefault(
+        "MyAE", type("MyAE", (AE,), {"__module__": __name__}))

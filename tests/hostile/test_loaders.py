@@ -203,3 +203,17 @@ def test_the_corpus_is_what_it_claims(world) -> None:
     assert all(h.path.read_bytes() != genuine for h in world["checkpoints"])
     assert len(world["checkpoints"]) == len(corpus.CHECKPOINT_CASES) >= 14
     assert json.loads((world["root"] / "config_not_object" / "config.json").read_text()) == [1, 2]
+
+
+def test_the_command_line_trusts_only_what_trust_names(world, payload, capsys, tmp_path) -> None:
+    my_ae = corpus.users_own_method()
+    checkpoint = read_checkpoint(world["ckpt"])
+    checkpoint["genae"]["method"] = f"{my_ae.__module__}.MyAE"
+    path = world["ckpt"].parent / "mine_cli.ckpt"
+    torch.save(checkpoint, path)
+    sample = ["sample", "--ckpt_path", str(path), "--n", "4", "--out", str(tmp_path / "s.png"),
+              "--device", "cpu"]
+    message = outcome(lambda: main(sample), capsys)
+    assert message is not None and "tests.hostile.corpus.MyAE" in message and "--trust" in message
+    main([*sample, "--trust", "tests.hostile.corpus.MyAE"])
+    assert (tmp_path / "s.png").is_file()

@@ -141,3 +141,15 @@ def test_a_killed_checkpoint_write_leaves_debris_that_the_next_save_removes(tmp_
         io.save_checkpoint({"state_dict": {}}, target)
     assert not stale.exists() and target.is_file()
     assert sorted(os.listdir(tmp_path)) == ["last.ckpt"]
+
+
+def test_from_pretrained_names_a_file_or_a_misspelt_folder(tmp_path, monkeypatch) -> None:
+    folder = save_pretrained(tiny(), tmp_path / "my-injflow")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NotADirectoryError, match="that is a file, not a folder.*load_method"):
+        from_pretrained(str(folder / "model.pt"))
+    with pytest.raises(FileNotFoundError, match=r"no such folder \(did you mean my-injflow\?\)"):
+        from_pretrained("./my-injflw")
+    (tmp_path / "outputs").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"\('outputs/model'\): no such folder"):
+        from_pretrained("outputs/model")  # one slash, but a local path: not a Hub id
