@@ -163,7 +163,7 @@ def test_a_config_file_cannot_choose_a_class(world, payload, capsys) -> None:
 def test_a_trusted_class_loads_only_when_handed_over(world, payload) -> None:
     """The user's own classes are named explicitly: trusted= in Python (here a subclass of AE)."""
     class MyAE(AE):
-        pass
+        """A method of the user's own, defined outside genae-lightning."""
 
     MyAE.__qualname__ = MyAE.__name__ = "MyAE"
     checkpoint = read_checkpoint(world["ckpt"])
