@@ -7,6 +7,14 @@ FIDs of different feature extractors get separate columns: ``fid/*`` (Inception,
 Sources, per run directory given: the ``evaluation*.json`` files ``genae evaluate`` wrote; if
 there are none, the last values logged by ``GenerativeMetrics`` in CSV logs (``metrics.csv``);
 if there are none either, in offline W&B runs (``run-*.wandb``).
+
+Runs of one config: each row names its run's config (the config's name, i.e. its W&B group or
+CSV log name, plus the settings that tell it apart from the other runs of that name) and its seed
+(``seed_everything``). A second table has one row per config, setting, dataset, step and FID
+features: the number of runs n, their seeds, and each metric's mean ± sample sd (n - 1) over
+them (the value alone when n = 1). Settings are the run's saved ``config.yaml`` (else its W&B run
+config), and for evaluations also ``genae evaluate``'s settings; the seed, where files go
+(folders, loggers) and progress output are not settings.
 """
 
 import argparse
@@ -14,8 +22,10 @@ import csv
 import io
 import json
 import math
+import statistics
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -78,18 +88,32 @@ def _cell(value: Any, fmt: str) -> str:
     return format(value, fmt)
 
 
-def markdown_table(records: list[dict[str, Any]]) -> str:
-    """Records (``genae evaluate``'s JSON) as a markdown table, one row per record."""
-    columns = metric_columns(records)
-    titles = ["Method", "Dataset", "Steps", *(t for t, _, _ in columns), "FID features"]
+def _markdown(titles: list[str], rows: list[list[Any]]) -> str:
+    """A markdown table of ``titles`` over ``rows``."""
     lines = ["| " + " | ".join(titles) + " |", "|" + "---|" * len(titles)]
+    lines.extend("| " + " | ".join(str(c) for c in cells) + " |" for cells in rows)
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(records: list[dict[str, Any]], runs: bool = False) -> str:
+    """Records (``genae evaluate``'s JSON) as a markdown table, one row per record.
+
+    Args:
+        records: The records.
+        runs: Also the ``Config`` and ``Seed`` columns of each run (:func:`describe_runs`).
+    """
+    columns = metric_columns(records)
+    titles = ["Method", "Dataset", *(["Config", "Seed"] if runs else []), "Steps",
+              *(t for t, _, _ in columns), "FID features"]
+    rows = []
     for r in records:
         metrics = r.get("metrics", {})
-        cells = [r.get("name", "?"), r.get("dataset", "?"), _cell(r.get("global_step"), "d"),
-                 *(_cell(metrics.get(key), fmt) for _, key, fmt in columns),
-                 r.get("features") or "–"]
-        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([r.get("name", "?"), r.get("dataset", "?"),
+                     *([r.get("config_label", "?"), _cell(r.get("seed"), "d")] if runs else []),
+                     _cell(r.get("global_step"), "d"),
+                     *(_cell(metrics.get(key), fmt) for _, key, fmt in columns),
+                     r.get("features") or "–"])
+    return _markdown(titles, rows)
 
 
 def csv_table(records: list[dict[str, Any]]) -> str:
@@ -97,21 +121,29 @@ def csv_table(records: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     keys = [key for _, key, _ in metric_columns(records)]
-    writer.writerow(["method", "dataset", "global_step", *keys, "features", "source"])
+    writer.writerow(["method", "dataset", "config", "seed", "global_step", *keys, "features",
+                     "source"])
     for r in records:
         metrics = r.get("metrics", {})
-        writer.writerow([r.get("name"), r.get("dataset"), r.get("global_step"),
-                         *(metrics.get(key) for key in keys), r.get("features"),
-                         r.get("checkpoint") or r.get("source")])
+        writer.writerow([r.get("name"), r.get("dataset"), r.get("config_label"), r.get("seed"),
+                         r.get("global_step"), *(metrics.get(key) for key in keys),
+                         r.get("features"), r.get("checkpoint") or r.get("source")])
     return out.getvalue()
+
+
+def _read_run_config(config_path: Path) -> dict[str, Any] | None:
+    """A run's saved LightningCLI ``config.yaml`` as a mapping (None when there is none)."""
+    if not config_path.is_file():
+        return None
+    config = read_yaml(config_path)
+    return config if isinstance(config, dict) else {}
 
 
 def _class_names(config_path: Path) -> tuple[str | None, str | None]:
     """Method and dataset class names from a run's saved LightningCLI ``config.yaml``."""
-    if not config_path.is_file():
+    config = _read_run_config(config_path)
+    if config is None:
         return None, None
-    config = read_yaml(config_path)
-    config = config if isinstance(config, dict) else {}
 
     def name(section: str) -> str | None:
         value = config.get(section)
@@ -119,6 +151,102 @@ def _class_names(config_path: Path) -> tuple[str | None, str | None]:
         return path.rsplit(".", 1)[-1] if path else None
 
     return name("model"), name("data")
+
+
+# Settings that say where a run writes, how it is logged or shown, not what it trains or scores:
+# left out when runs are compared (with the seed, ``seed_everything``).
+NOT_SETTINGS = frozenset({
+    "seed_everything", "logger", "default_root_dir", "save_dir", "dirpath", "cache_dir", "root",
+    "ckpt_path", "progress", "enable_progress_bar", "enable_model_summary",
+})
+# the flat keys a GenaeWandbLogger adds to the W&B run config (copies of nested settings)
+WANDB_FLAT_KEYS = frozenset({"method", "dataset", "seed", "fid_feature"})
+UNSET = "(unset)"  # a setting one run of a config has and another lacks
+
+
+def flatten_settings(value: Any, prefix: str = "") -> dict[str, Any]:
+    """A saved LightningCLI config as ``{"model.backbone.width": 0.25, ...}``.
+
+    ``class_path`` / ``init_args`` pairs become the class under the key and the arguments below
+    it (``model`` -> ``genae_lightning.methods.AE``, ``model.latent_dim`` -> 32); items of a list
+    of classes are keyed by their class name (``trainer.callbacks.FitLatentPrior.seed``), else by
+    position. Keys in :data:`NOT_SETTINGS` are left out, with everything below them.
+    """
+    if isinstance(value, dict) and "class_path" in value:
+        flat = {prefix: value["class_path"]} if prefix else {}
+        rest = {k: v for k, v in value.items() if k not in ("class_path", "init_args")}
+        init_args = value.get("init_args")
+        return {**flat, **flatten_settings({**(init_args if isinstance(init_args, dict) else {}),
+                                            **rest}, prefix)}
+    if isinstance(value, dict):
+        flat = {}
+        for key, item in value.items():
+            if str(key) not in NOT_SETTINGS:
+                flat.update(flatten_settings(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    if isinstance(value, list) and any(isinstance(item, dict) for item in value):
+        names = [_class_name(item) for item in value]
+        flat = {}
+        for i, (name, item) in enumerate(zip(names, value, strict=True)):
+            segment = name if name is not None and names.count(name) == 1 else str(i)
+            flat.update(flatten_settings(item, f"{prefix}.{segment}" if prefix else segment))
+        return flat
+    return {prefix: value}
+
+
+def _class_name(value: Any) -> str | None:
+    """``a.b.Class`` -> ``Class`` for a ``class_path`` mapping; None for anything else."""
+    path = value.get("class_path") if isinstance(value, dict) else None
+    return str(path).rsplit(".", 1)[-1] if path else None
+
+
+def config_name(config: dict[str, Any]) -> str | None:
+    """A run's config name: its W&B logger's group, else its CSV logger's name (None if neither).
+
+    ``genae fit --config <name>`` sets both to the config file's stem; the CSVLogger default
+    ``lightning_logs`` names no config.
+    """
+    trainer = config.get("trainer")
+    loggers = trainer.get("logger") if isinstance(trainer, dict) else None
+    loggers = [logger for logger in (loggers if isinstance(loggers, list) else [loggers])
+               if isinstance(logger, dict) and isinstance(logger.get("init_args"), dict)]
+    for key in ("group", "name"):
+        for logger in loggers:
+            value = logger["init_args"].get(key)
+            if isinstance(value, str) and value and value != "lightning_logs":
+                return value
+    return None
+
+
+def _seed(value: Any) -> int | None:
+    """A run's seed (``seed_everything``) when it is a whole number, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def run_fields(config: dict[str, Any] | None, group: str | None = None) -> dict[str, Any]:
+    """The config name, seed and settings of a run, from its saved config (or W&B run config).
+
+    Args:
+        config: The run's ``config.yaml`` or W&B run config; None when there is none.
+        group: The W&B group (the config name when the config does not say).
+
+    Returns:
+        ``config`` (the name, None when unknown), ``seed`` and ``run_settings`` (flattened).
+    """
+    if config is None:
+        return {"config": group, "seed": None, "run_settings": {}}
+    seed = config.get("seed_everything", config.get("seed"))
+    settings = {k: v for k, v in config.items() if k not in WANDB_FLAT_KEYS}
+    return {"config": config_name(config) or group, "seed": _seed(seed),
+            "run_settings": flatten_settings(settings)}
+
+
+def evaluation_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """``genae evaluate``'s settings (and split) of an evaluation record, as ``evaluate.<key>``."""
+    settings = record.get("settings")
+    settings = {**(settings if isinstance(settings, dict) else {}),
+                **({"split": record["split"]} if "split" in record else {})}
+    return {f"evaluate.{k}": v for k, v in flatten_settings(settings).items()}
 
 
 def record_from_csv_log(metrics_csv: Path) -> dict[str, Any] | None:
@@ -143,7 +271,8 @@ def record_from_csv_log(metrics_csv: Path) -> dict[str, Any] | None:
     method, dataset = _class_names(metrics_csv.parent / "config.yaml")
     return {"name": method or metrics_csv.parent.name, "dataset": dataset or "?",
             "global_step": step, "metrics": metrics, "features": None,
-            "source": str(metrics_csv)}
+            "source": str(metrics_csv),
+            **run_fields(_read_run_config(metrics_csv.parent / "config.yaml"))}
 
 
 def wandb_records(run_file: Path) -> Iterator[Any]:
@@ -242,7 +371,7 @@ def record_from_wandb_run(run_file: Path) -> dict[str, Any] | None:
     methods = [t for t in (run.tags if run is not None else []) if t not in (group, dataset)]
     return {"name": methods[0] if methods else run_file.parent.name, "dataset": dataset or "?",
             "global_step": step, "metrics": metrics, "features": config.get("fid_feature"),
-            "source": str(run_file)}
+            "source": str(run_file), **run_fields(config or None, group)}
 
 
 def read_evaluation(path: Path) -> dict[str, Any]:
@@ -283,12 +412,13 @@ def collect_records(paths: list[str | Path]) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     for path in map(Path, paths):
         if path.is_file() and path.suffix == ".json":
-            records.append(read_evaluation(path))
+            records.append(_with_run_fields(read_evaluation(path), path))
             continue
         if not path.is_dir():
             raise FileNotFoundError(f"{str(path)!r} is neither a run directory nor a JSON file "
                                     "written by `genae evaluate`")
-        found = [read_evaluation(p) for p in sorted(path.rglob("evaluation*.json"))]
+        found = [_with_run_fields(read_evaluation(p), p)
+                 for p in sorted(path.rglob("evaluation*.json"))]
         for pattern, read in (("metrics.csv", record_from_csv_log),
                               ("run-*.wandb", record_from_wandb_run)):
             if not found:  # the same run logs to both: read one kind of log only
@@ -300,7 +430,164 @@ def collect_records(paths: list[str | Path]) -> list[dict[str, Any]]:
                 "runs"
             )
         records.extend(found)
-    return _unique_names(records)
+    return _unique_names(describe_runs(records))
+
+
+def _with_run_fields(record: dict[str, Any], path: Path) -> dict[str, Any]:
+    """An evaluation record with its run's config name, seed and settings (:func:`run_fields`).
+
+    The run's ``config.yaml`` is looked for beside the evaluated checkpoint, one folder up
+    (``<log dir>/checkpoints/last.ckpt``) and beside the evaluation file; ``genae evaluate``'s
+    own settings are added to the run's.
+    """
+    checkpoint = Path(record["checkpoint"]) if record.get("checkpoint") else None
+    folders = [*((checkpoint.parent, checkpoint.parent.parent) if checkpoint else ()), path.parent]
+    config = next((c for c in (_read_run_config(f / "config.yaml") for f in folders)
+                   if c is not None), None)
+    fields = run_fields(config)
+    fields["run_settings"] = {**fields["run_settings"], **evaluation_settings(record)}
+    if fields["seed"] is None:
+        fields["seed"] = _seed(record.get("seed"))
+    return {**record, **fields}
+
+
+def _setting_text(value: Any) -> str:
+    """A setting's value as text (lists and mappings as compact JSON)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def describe_runs(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Give each record its ``base_name`` and ``config_label``: config name plus what sets it apart.
+
+    Call before names are made unique. The config name is the run's (:func:`run_fields`), else
+    the record's name (the method). The settings that set a run apart are those in which the
+    runs of its config name differ (a setting one run lacks counts as :data:`UNSET`), written
+    ``key=value``; runs that differ only in their seed share a label.
+    """
+    for record in records:
+        record["base_name"] = record.get("name") or "?"
+        record["config"] = record.get("config") or record["base_name"]
+        record.setdefault("run_settings", {})
+    by_config: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_config.setdefault(record["config"], []).append(record)
+    for runs in by_config.values():
+        keys = sorted({key for r in runs for key in r["run_settings"]})
+        differ = [key for key in keys
+                  if len({_setting_text(r["run_settings"].get(key, UNSET)) for r in runs}) > 1]
+        for r in runs:
+            settings = ", ".join(f"{key}={_setting_text(r['run_settings'].get(key, UNSET))}"
+                                 for key in differ)
+            r["config_label"] = f"{r['config']} ({settings})" if settings else r["config"]
+    return records
+
+
+@dataclass
+class Group:
+    """The runs of one config and setting (same dataset, step and FID features).
+
+    Attributes:
+        config: The config label (:func:`describe_runs`).
+        method: The method's name.
+        dataset: The dataset's name.
+        global_step: The step the metrics are from.
+        features: The FID features (None when not recorded).
+        records: The runs, in report order.
+    """
+
+    config: str
+    method: str
+    dataset: str
+    global_step: int | None
+    features: str | None
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[int | None]:
+        """The runs' seeds, in report order."""
+        return [r.get("seed") for r in self.records]
+
+    def values(self, key: str) -> list[float]:
+        """The runs' values of a metric (runs without it, or with NaN, are left out)."""
+        values = [r.get("metrics", {}).get(key) for r in self.records]
+        return [float(v) for v in values if v is not None and not math.isnan(float(v))]
+
+
+def group_records(records: list[dict[str, Any]]) -> list[Group]:
+    """The records (after :func:`describe_runs`) in groups, in order of first appearance.
+
+    A group is one config and setting, dataset, step and FID features.
+    """
+    groups: dict[tuple[Any, ...], Group] = {}
+    for r in records:
+        key = (r["config_label"], r["base_name"], r.get("dataset"), r.get("global_step"),
+               r.get("features"))
+        groups.setdefault(key, Group(*key)).records.append(r)
+    return list(groups.values())
+
+
+def mean_sd(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (n - 1); sd None when n < 2, both None when n = 0."""
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else None
+
+
+def _mean_sd_cell(values: list[float], n: int, fmt: str) -> str:
+    """``mean ± sd`` (the value alone for one run), plus ``(n=k)`` when only k of n runs have it."""
+    mean, sd = mean_sd(values)
+    if mean is None:
+        return "–"
+    text = format(mean, fmt) + ("" if sd is None else f" ± {format(sd, fmt)}")
+    return text if len(values) == n else f"{text} (n={len(values)})"
+
+
+def _seeds_text(seeds: list[int | None]) -> str:
+    return ", ".join("–" if s is None else str(s) for s in seeds)
+
+
+def grouped_markdown_table(records: list[dict[str, Any]]) -> str:
+    """One row per config and setting: n, seeds and each metric's mean ± sd over the runs."""
+    columns = metric_columns(records)
+    titles = ["Config", "Method", "Dataset", "Steps", "n", "Seeds", *(t for t, _, _ in columns),
+              "FID features"]
+    rows = [[g.config, g.method, g.dataset, _cell(g.global_step, "d"), len(g.records),
+             _seeds_text(g.seeds),
+             *(_mean_sd_cell(g.values(key), len(g.records), fmt) for _, key, fmt in columns),
+             g.features or "–"] for g in group_records(records)]
+    return _markdown(titles, rows)
+
+
+def grouped_csv_table(records: list[dict[str, Any]]) -> str:
+    """The grouped table as CSV, full precision.
+
+    Per metric: ``<key>/mean``, ``<key>/sd`` (empty for one run) and ``<key>/n`` (the runs with
+    a value); ``seeds`` lists the seeds, separated by spaces.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out)
+    keys = [key for _, key, _ in metric_columns(records)]
+    writer.writerow(["config", "method", "dataset", "global_step", "n", "seeds",
+                     *(f"{key}/{stat}" for key in keys for stat in ("mean", "sd", "n")),
+                     "features"])
+    for g in group_records(records):
+        stats = []
+        for key in keys:
+            values = g.values(key)
+            stats.extend([*mean_sd(values), len(values)])
+        writer.writerow([g.config, g.method, g.dataset, g.global_step, len(g.records),
+                         " ".join("" if s is None else str(s) for s in g.seeds), *stats,
+                         g.features])
+    return out.getvalue()
+
+
+def report_text(records: list[dict[str, Any]]) -> str:
+    """The report's markdown: the per-run table, then the table grouped by config."""
+    return (f"## Runs\n\n{markdown_table(records, runs=True)}\n"
+            "## Mean ± sd over the runs of each config (sample sd; the value alone for one "
+            f"run)\n\n{grouped_markdown_table(records)}")
 
 
 def _unique_names(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -320,14 +607,24 @@ def report(argv: list[str]) -> str:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run directories or evaluation JSON files")
     parser.add_argument("--out", default="report",
-                        help="output prefix: writes PREFIX.md and PREFIX.csv (default: report)")
+                        help="output prefix: writes PREFIX.md (both tables), PREFIX.csv (one "
+                             "row per run) and PREFIX_groups.csv (one row per config) "
+                             "(default: report)")
     args = parser.parse_args(argv)
     records = collect_records(args.runs)
-    table = markdown_table(records)
+    text = report_text(records)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".md").write_text(table)
-    out.with_suffix(".csv").write_text(csv_table(records))
-    print(table, end="")
-    print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.csv')}")
-    return table
+    paths = out.with_suffix(".md"), out.with_suffix(".csv"), groups_csv_path(out)
+    for path, content in zip(paths, (text, csv_table(records), grouped_csv_table(records)),
+                             strict=True):
+        path.write_text(content)
+    print(text, end="")
+    print(f"wrote {paths[0]}, {paths[1]} and {paths[2]}")
+    return text
+
+
+def groups_csv_path(out: Path) -> Path:
+    """Where the grouped CSV of ``--out PREFIX`` goes: ``PREFIX_groups.csv``."""
+    stem = out.with_suffix("")
+    return stem.with_name(f"{stem.name}_groups.csv")

@@ -87,10 +87,12 @@ def test_evaluate_then_report_gives_the_comparison_table(runs, classifier, tmp_p
 
     out = tmp_path / "report"
     main(["report", *(str(ckpt.parents[1]) for ckpt in runs.values()), "--out", str(out)])
-    lines = out.with_suffix(".md").read_text().strip().splitlines()
-    assert lines[0].startswith("| Method | Dataset | Steps | Rec. cFID | N cFID | GMM cFID |")
+    per_run = out.with_suffix(".md").read_text().split("\n## ")[0]  # the "## Runs" table
+    lines = per_run.strip().splitlines()[2:]
+    assert lines[0].startswith("| Method | Dataset | Config | Seed | Steps | Rec. cFID | N cFID |")
     assert " FID |" not in lines[0]  # no Inception columns: no run has an Inception FID
     assert [line.split(" | ")[0] for line in lines[2:]] == ["| AE", "| VAE"]
+    assert lines[2].startswith("| AE | Digits | ae | 0 | 5 |")  # config name (CSV log), seed
     vae_fid = f"{records['VAE']['metrics']['cfid/recon']:.2f}"
     assert vae_fid in lines[3]
     rows = list(csv.DictReader(out.with_suffix(".csv").open()))
@@ -124,7 +126,7 @@ def test_report_from_csv_logs_and_errors(tmp_path) -> None:
     assert record["name"] == "InjFlow" and record["dataset"] == "MNIST"
     assert record["global_step"] == 20 and record["metrics"] == {"fid/recon": 10.0, "knn/acc": 0.95}
     main(["report", str(tmp_path / "run"), "--out", str(tmp_path / "r")])
-    row = "| InjFlow | MNIST | 20 | 10.00 | – | – | – | 0.9500 | – | – |"
+    row = "| InjFlow | MNIST | InjFlow | – | 20 | 10.00 | – | – | – | 0.9500 | – | – |"
     assert row in (tmp_path / "r.md").read_text()
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no results under"):
@@ -206,7 +208,7 @@ def test_report_keeps_fids_of_different_features_apart(tmp_path) -> None:
              evaluation("B", "classifier-0123abcd", "cfid", 22.0),
              evaluation("C", "Sequential-4f2a", "fid_sequential-4f2a", 33.0)]
     main(["report", *map(str, paths), "--out", str(tmp_path / "r")])
-    table = (tmp_path / "r.md").read_text()
+    table = (tmp_path / "r.md").read_text().split("\n## ")[0].removeprefix("## Runs\n\n")
     titles = [t.strip() for t in table.splitlines()[0].strip("|").split("|")]
     recon = [titles.index(t) for t in ("Rec. FID", "Rec. cFID", "Rec. FID (sequential-4f2a)")]
     rows = {line.split(" | ")[0][2:]: [c.strip() for c in line.strip("|").split("|")]
