@@ -40,11 +40,16 @@ def good(tmp_path) -> tuple[Path, dict[str, bytes]]:
 def test_a_save_that_fails_midway_keeps_the_previous_model(good, monkeypatch) -> None:
     folder, before = good
 
-    def disk_full(obj, file, *args, **kwargs):
-        file.write(b"half a checkpoint")
-        raise OSError(28, "No space left on device")
+    synced = []
 
-    monkeypatch.setattr(torch, "save", disk_full)
+    def disk_full(fd: int) -> None:  # the weights reach the disk, the next file does not
+        synced.append(fd)
+        if len(synced) == 2:
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", disk_full)
     with pytest.raises(OSError, match="No space left"):
         save_pretrained(tiny(1), folder, dataset="Digits")
     monkeypatch.undo()
@@ -55,8 +60,14 @@ def test_a_save_that_fails_midway_keeps_the_previous_model(good, monkeypatch) ->
 
 def test_a_value_that_cannot_be_serialised_changes_nothing(good) -> None:
     folder, before = good
-    with pytest.raises(TypeError, match="metrics must map names to numbers"):
+    with pytest.raises(TypeError, match="metrics must map names to finite numbers"):
         save_pretrained(tiny(1), folder, metrics={"fid": object()})
+    with pytest.raises(TypeError, match="metrics must map names to finite numbers"):
+        save_pretrained(tiny(1), folder, metrics={"fid": float("nan")})  # not JSON
+    unsaveable = tiny(1)
+    unsaveable.hparams["backbone"] = object()  # would be written as its repr, never read back
+    with pytest.raises(TypeError, match="hyper_parameters.backbone is a object"):
+        save_pretrained(unsaveable, folder)
     with pytest.raises(TypeError, match="dataset must be a string"):
         save_pretrained(tiny(1), folder, dataset=Path("MNIST"))
     same_folder(folder, before)
@@ -66,20 +77,20 @@ def test_an_interrupted_save_leaves_the_old_model_loadable(good) -> None:
     """A process killed while writing (kill -9 after the temporary files) changes nothing."""
     folder, before = good
     code = (
-        "import os, torch, signal\n"
+        "import os, signal\n"
         "from tests.methods.test_sharing_never_loses import tiny\n"
         "from genae_lightning.methods.pretrained import save_pretrained\n"
-        "real = torch.save\n"
-        "def killed(obj, f, *a, **k):\n"
-        "    real(obj, f, *a, **k); f.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
-        "torch.save = killed\n"
+        "real = os.fsync\n"
+        "def killed(fd):\n"  # killed once the weights are on disk
+        "    real(fd); os.kill(os.getpid(), signal.SIGKILL)\n"
+        "os.fsync = killed\n"
         f"save_pretrained(tiny(1), {str(folder)!r}, dataset='Digits')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2],
                           capture_output=True, timeout=120)
     assert done.returncode == -9
     leftovers = [p.name for p in folder.glob(".*.tmp")]
-    assert leftovers and all(p.startswith(".model.pt.") for p in leftovers)
+    assert leftovers and all(p.startswith(".model.safetensors.") for p in leftovers)
     for name, data in before.items():
         assert (folder / name).read_bytes() == data
     from_pretrained(folder)  # still loads
@@ -89,7 +100,7 @@ def test_an_interrupted_save_leaves_the_old_model_loadable(good) -> None:
 
 
 def test_files_it_did_not_write_are_kept_unless_overwrite(tmp_path) -> None:
-    for name in ("README.md", "config.json", "model.pt"):
+    for name in ("README.md", "config.json", "model.safetensors"):
         folder = tmp_path / name
         folder.mkdir()
         (folder / name).write_text("mine\n")
@@ -97,7 +108,7 @@ def test_files_it_did_not_write_are_kept_unless_overwrite(tmp_path) -> None:
                                                   "genae-lightning; pass overwrite=True"):
             save_pretrained(tiny(), folder)
         assert (folder / name).read_text() == "mine\n"
-        assert not (folder / "model.pt").exists() or name == "model.pt"
+        assert not (folder / "model.safetensors").exists() or name == "model.safetensors"
         save_pretrained(tiny(), folder, overwrite=True)
         from_pretrained(folder)
     folder = save_pretrained(tiny(), tmp_path / "again")
@@ -123,7 +134,8 @@ def test_the_card_front_matter_parses_back_to_exactly_the_keys_written(tmp_path,
     folder = save_pretrained(tiny(), tmp_path / "m", dataset=dataset, license="mit",
                              metrics={"fid/gmm": 12.5, "knn/acc": 0.9})
     meta = front_matter((folder / "README.md").read_text())
-    assert set(meta) == {"library_name", "tags", "license", "datasets", "model-index"}
+    assert set(meta) == {"library_name", "tags", "pipeline_tag", "license", "datasets",
+                         "model-index"}
     assert meta["datasets"] == [dataset] and meta["license"] == "mit"
     assert meta["library_name"] == "genae-lightning"
     results = meta["model-index"][0]["results"][0]
@@ -147,7 +159,7 @@ def test_from_pretrained_names_a_file_or_a_misspelt_folder(tmp_path, monkeypatch
     folder = save_pretrained(tiny(), tmp_path / "my-injflow")
     monkeypatch.chdir(tmp_path)
     with pytest.raises(NotADirectoryError, match="that is a file, not a folder.*load_method"):
-        from_pretrained(str(folder / "model.pt"))
+        from_pretrained(str(folder / "model.safetensors"))
     with pytest.raises(FileNotFoundError, match=r"no such folder \(did you mean my-injflow\?\)"):
         from_pretrained("./my-injflw")
     (tmp_path / "outputs").mkdir()
