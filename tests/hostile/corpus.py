@@ -122,8 +122,29 @@ def write_checkpoints(genuine: dict, folder: Path) -> Iterator[Hostile]:
         yield Hostile(name, "checkpoint", path, expect)
 
 
+def _format_1(good: Path) -> tuple[dict, dict]:
+    """The good folder as genae-lightning 0.2 wrote it: (config.json, model.pt's checkpoint)."""
+    import safetensors.torch
+
+    config = json.loads((good / "config.json").read_text())
+    method = config["model"]["class_path"]
+    checkpoint = {"state_dict": safetensors.torch.load_file(good / "model.safetensors"),
+                  "hyper_parameters": config["model"]["init_args"],
+                  "genae": {"method": method, "version": config["genae_lightning_version"],
+                            "posthoc_priors": sorted(config["posthoc_priors"])}}
+    legacy = {"format": 1, "method": method, "weights": "model.pt",
+              "genae_lightning_version": config["genae_lightning_version"],
+              "hyper_parameters": config["model"]["init_args"],
+              "posthoc_priors": sorted(config["posthoc_priors"])}
+    return legacy, checkpoint
+
+
 def write_model_folders(good: Path, root: Path) -> Iterator[Hostile]:
-    """Crafted pretrained folders: copies of the good folder ``good`` with one part changed."""
+    """Crafted pretrained folders: copies of the good folder ``good`` with one part changed.
+
+    ``config_*``: its ``config.json`` (format 2) edited, ``safetensors_*``: its weights damaged;
+    ``weights_*``: a folder of format 1 (``model.pt``, still read) with a crafted checkpoint.
+    """
     def copy_of(name: str) -> Path:
         folder = root / name
         folder.mkdir()
@@ -138,14 +159,36 @@ def write_model_folders(good: Path, root: Path) -> Iterator[Hostile]:
     folder = copy_of("config_not_json")
     (folder / "config.json").write_text("{not json")
     yield Hostile("config_not_json", "folder", folder, "config.json")
-    folder = copy_of("config_method_payload")
-    (folder / "config.json").write_text(json.dumps({**config, "method": f"{PAYLOAD}.AE"}))
-    yield Hostile("config_method_payload", "folder", folder, f"{PAYLOAD}.AE")
-    weights = torch.load(good / "model.pt", weights_only=True)
+    model = config["model"]
+    edits = {
+        "method_payload": ({**model, "class_path": f"{PAYLOAD}.AE"}, f"{PAYLOAD}.AE"),
+        "backbone_payload": ({**model, "init_args": {**model["init_args"], "backbone": {
+            "class_path": f"{PAYLOAD}.Backbone", "init_args": {}}}}, f"{PAYLOAD}.Backbone"),
+        "optimizer_payload": ({**model, "init_args": {**model["init_args"], "optimizer": {
+            "class_path": f"{PAYLOAD}.Opt", "init_args": {}}}}, f"{PAYLOAD}.Opt"),
+        "huge_latent_dim": ({**model, "init_args": {**model["init_args"],
+                                                    "latent_dim": 10**9}}, "latent_dim"),
+        "init_not_mapping": ({**model, "init_args": [1, 2]}, "init_args"),
+    }
+    for name, (edited, expect) in edits.items():
+        folder = copy_of(f"config_{name}")
+        (folder / "config.json").write_text(json.dumps({**config, "model": edited}))
+        yield Hostile(f"config_{name}", "folder", folder, expect)
+    folder = copy_of("config_prior_payload")
+    priors = {**config["posthoc_priors"], "gmm": {"class_path": f"{PAYLOAD}.AE", "tensors": {}}}
+    (folder / "config.json").write_text(json.dumps({**config, "posthoc_priors": priors}))
+    yield Hostile("config_prior_payload", "folder", folder, "posthoc_priors.gmm")
+    folder = copy_of("safetensors_truncated")
+    data = (good / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+    yield Hostile("safetensors_truncated", "folder", folder, "safetensors")
+    legacy, weights = _format_1(good)
     for name, (edit, expect) in _checkpoint_edits().items():
         if name in ("datamodule_class_path",):
             continue
-        folder = copy_of(f"weights_{name}")
+        folder = root / f"weights_{name}"
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(legacy))
         ckpt = copy.deepcopy(weights)
         edit(ckpt)
         torch.save(ckpt, folder / "model.pt")
