@@ -1,7 +1,14 @@
-"""How evaluation work is split over DDP processes and their results combined."""
+"""How evaluation work is split over DDP processes and their results combined.
+
+Every method of :class:`Collective` that talks to the other processes is a collective call:
+every process must make it, the same number of times and in the same order (as
+``trainer.log_dir``, ``strategy.broadcast``, barriers and gathers); rank-zero-only work comes
+after them.
+"""
 
 import lightning as L
-from torch import Tensor
+import torch
+from torch import Tensor, nn
 
 
 class Collective:
@@ -47,3 +54,21 @@ class Collective:
         device = tensor.device
         gathered = self.strategy.all_gather(tensor.to(self.strategy.root_device))  # (W, N, ...)
         return gathered.flatten(0, 1).to(device)
+
+    @torch.no_grad()
+    def copy_from_main(self, tensors: list[Tensor]) -> None:
+        """Overwrite ``tensors`` in place with rank zero's values (every process calls it)."""
+        if self.world_size == 1 or not tensors:
+            return
+        values = self.strategy.broadcast([t.detach().cpu() for t in tensors], src=0)
+        for tensor, value in zip(tensors, values, strict=True):
+            tensor.copy_(value)
+
+    def sync_buffers(self, module: nn.Module) -> None:
+        """Give every process rank zero's buffers of ``module`` (BatchNorm's running statistics).
+
+        DDP copies rank zero's buffers into the others before each training forward, but the
+        last training step leaves each process with its own batch's update: at the end of fit
+        the processes' BatchNorm statistics differ. Rank zero's are those its checkpoint saves.
+        """
+        self.copy_from_main(list(module.buffers()))

@@ -176,6 +176,10 @@ class FitLatentPrior(L.Callback):
         """Settle BatchNorm, fit the priors, then rewrite the kept checkpoints to include them."""
         if was_interrupted(trainer):  # the run will resume; fit at its real end
             return
+        # every process checks, encodes and evaluates rank 0's model (the one it checkpoints);
+        # with each process's own BatchNorm statistics the BatchNorm check could decide
+        # differently on each and the recalibration's collectives would deadlock
+        Collective(trainer.strategy).sync_buffers(pl_module)
         self.settle_batchnorm(trainer, pl_module)
         self._fit_distributed(trainer, pl_module)
         self.write_priors_into_checkpoints(trainer)

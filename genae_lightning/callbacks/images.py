@@ -4,10 +4,12 @@ from pathlib import Path
 from typing import Literal
 
 import lightning as L
+import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_info
+from PIL import Image
 from torch import Tensor
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from genae_lightning.callbacks.metrics import GenerativeMetrics, epoch_due
 from genae_lightning.functional.precision import to_module
@@ -15,13 +17,53 @@ from genae_lightning.latents import sample_batches
 from genae_lightning.priors import Prior
 
 
-def log_grid(trainer: L.Trainer, key: str, grid: Tensor) -> None:
-    """Send an image grid (C, H, W) to the trainer's loggers that take images."""
+def to_pixels(grid: Tensor) -> np.ndarray:
+    """An image (C, H, W) in [0, 1] as 8-bit pixels (H, W, C), rounded as ``save_image`` does.
+
+    The same pixels go to the PNG file and to every logger, so they show the same image.
+    """
+    scaled = grid.detach().float().mul(255).add_(0.5).clamp_(0, 255)
+    return scaled.permute(1, 2, 0).to("cpu", torch.uint8).numpy()
+
+
+def to_image(grid: Tensor) -> Image.Image:
+    """An image (C, H, W) in [0, 1] (C = 1 or 3) as a PIL image of :func:`to_pixels`."""
+    pixels = to_pixels(grid)
+    return Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+
+
+def save_png(grid: Tensor, path: Path) -> Image.Image:
+    """Write an image (C, H, W) in [0, 1] as PNG (``save_image``'s pixels); return the image."""
+    image = to_image(grid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return image
+
+
+def log_grid(trainer: L.Trainer, key: str, grid: Tensor | Image.Image) -> None:
+    """Send an image to the trainer's loggers that take images (W&B, TensorBoard).
+
+    ``grid``: (C, H, W) in [0, 1], or the PIL image already written to a PNG. Loggers get 8-bit
+    pixels (:func:`to_pixels`): W&B would cast a float tensor in [0, 1] straight to 0/1 bytes
+    (a black image), and TensorBoard would truncate instead of round.
+    """
+    image = grid if isinstance(grid, Image.Image) else to_image(grid)
     for logger in trainer.loggers:
         if hasattr(logger, "log_image"):  # W&B
-            logger.log_image(key=key, images=[grid], step=trainer.global_step)
+            logger.log_image(key=key, images=[image], step=trainer.global_step)
         elif hasattr(getattr(logger, "experiment", None), "add_image"):  # TensorBoard
-            logger.experiment.add_image(key, grid, trainer.global_step)
+            pixels = np.asarray(image)
+            logger.experiment.add_image(key, pixels, trainer.global_step,
+                                        dataformats="HWC" if pixels.ndim == 3 else "HW")
+
+
+def output_folder(trainer: L.Trainer, save_dir: str | None) -> Path:
+    """``save_dir``, else the run's log dir (else the trainer's root dir); not created here.
+
+    ``trainer.log_dir`` is a collective under DDP (rank 0 broadcasts it): every process must
+    call this, the same number of times, before any rank-zero-only work.
+    """
+    return Path(save_dir or trainer.log_dir or trainer.default_root_dir)
 
 
 def temporary_priors(trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Prior]:
@@ -69,11 +111,6 @@ class ImageLogger(L.Callback):
         self.n, self.nrow, self.save_dir, self.seed = n, nrow, save_dir, seed
         self.every_n_epochs, self.split = every_n_epochs, split
 
-    def _dir(self, trainer: L.Trainer) -> Path:
-        path = Path(self.save_dir or trainer.log_dir or trainer.default_root_dir)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
     @torch.no_grad()
     def grids(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Tensor]:
         """The grids by name: ``recon`` and ``samples_<prior>``, each (C, H', W') in [0, 1]."""
@@ -97,16 +134,19 @@ class ImageLogger(L.Callback):
         finally:
             pl_module.train(was_training)
 
-    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, suffix: str = "") -> None:
-        """Save the grids as PNG (``<name><suffix>.png``) and log them (rank zero only)."""
+    def write(self, trainer: L.Trainer, pl_module: L.LightningModule, suffix: str = "") -> Path:
+        """Save the grids as PNG (``<name><suffix>.png``) and log them; return their folder.
+
+        Every process must call it (the folder is a collective under DDP); rank zero alone
+        draws, writes and logs the grids.
+        """
+        out = output_folder(trainer, self.save_dir)  # on every rank, before rank-zero work
         if not trainer.is_global_zero:
-            return
-        out = self._dir(trainer)
+            return out
         for key, grid in self.grids(trainer, pl_module).items():
             path = out / (f"images/{key}{suffix}.png" if suffix else f"{key}.png")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_image(grid, path)
-            log_grid(trainer, f"images/{key}", grid)
+            log_grid(trainer, f"images/{key}", save_png(grid, path))
+        return out
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Periodic grids every ``every_n_epochs`` epochs."""
@@ -115,5 +155,5 @@ class ImageLogger(L.Callback):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Final grids, with every sampler fitted by then."""
-        self.write(trainer, pl_module)
-        rank_zero_info(f"ImageLogger: grids written to {self._dir(trainer)}")
+        out = self.write(trainer, pl_module)
+        rank_zero_info(f"ImageLogger: grids written to {out}")

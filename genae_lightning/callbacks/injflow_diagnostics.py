@@ -22,15 +22,13 @@ ones), :func:`injflow_diagnostics` measures (batch means unless said otherwise):
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 
-from genae_lightning.callbacks.images import log_grid
+from genae_lightning.callbacks.images import log_grid, output_folder
 from genae_lightning.functional import (
     estimate_jacobian_sq_norm,
     gram_logdet,
@@ -204,11 +202,14 @@ class InjFlowDiagnostics(L.Callback):
                 self._batch = x[: self.num_examples].clone()
         return self._batch
 
-    @rank_zero_only
     def measure(self, trainer: L.Trainer, pl_module: InjFlow) -> None:
-        """Measure at the current step, log, record and redraw the plot."""
+        """Measure at the current step, log, record and redraw the plot (rank zero).
+
+        Every process must call it: the plot's folder is a collective under DDP.
+        """
+        folder = output_folder(trainer, self.save_dir)  # on every rank, before rank-zero work
         step = trainer.global_step
-        if self.history and self.history[-1]["step"] == step:
+        if not trainer.is_global_zero or (self.history and self.history[-1]["step"] == step):
             return
         generator = torch.Generator(device=pl_module.device).manual_seed(self.seed)
         diag = injflow_diagnostics(pl_module, self.fixed_batch(trainer), self.probes, generator,
@@ -217,7 +218,6 @@ class InjFlowDiagnostics(L.Callback):
         self.history.append({"step": step, **diag.metrics, "spectrum": quantiles.tolist()})
         for logger in trainer.loggers:
             logger.log_metrics(diag.metrics, step=step)
-        folder = Path(self.save_dir or trainer.log_dir or trainer.default_root_dir)
         image = plot_spectrum(
             [h["step"] for h in self.history],
             [torch.tensor(h["spectrum"]) for h in self.history],

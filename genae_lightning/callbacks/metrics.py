@@ -159,10 +159,12 @@ class GenerativeMetrics(L.Callback):
         train, evaluation = evaluation_datasets(trainer, self.split)
         if self.fid is not None:
             self.fid.to(pl_module.device)
+        collective = Collective(trainer.strategy)
+        collective.sync_buffers(pl_module)  # every process evaluates rank 0's model
         result = evaluate_generative(
             pl_module, train, evaluation, self.fid, self.config,
             dataset_name=type(trainer.datamodule).__name__, split=self.split,
-            collective=Collective(trainer.strategy),
+            collective=collective,
         )
         if batchnorm_layers(pl_module):  # which BatchNorm statistics these numbers used
             check = getattr(pl_module, "batchnorm_check", None)

@@ -9,6 +9,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import Tensor
@@ -86,8 +87,13 @@ class NonFiniteGuard(L.Callback):
         past it, the last good weights are saved and ``NonFiniteLossError`` names the terms, the
         step, the last finite values and the saved file.
         """
-        if all_finite(values):
+        finite_here = all_finite(values)
+        if finite_here:
             self._last_finite = {k: v.detach() for k, v in values.items()}
+        # under DDP the processes decide together (one tiny all-reduce a step): a bad batch on
+        # one of them skips or stops all, so the gradient all-reduce and the collective save of
+        # the stop cannot deadlock
+        if trainer.strategy.reduce_boolean_decision(finite_here, all=True):
             return True
         if int(pl_module.nonfinite_skipped) < self.skip_nonfinite:
             pl_module.nonfinite_skipped += 1
@@ -96,6 +102,8 @@ class NonFiniteGuard(L.Callback):
             return False
         saved = self.save_last_good(trainer, pl_module)
         last = {k: round(float(v), 6) for k, v in self._last_finite.items()}
+        if finite_here:  # the bad terms are another process's
+            values = {"loss terms of another process": torch.tensor(float("nan"))}
         raise nonfinite_error(pl_module, values,
                               f" (last finite values: {last or 'none yet'}). {saved}")
 
@@ -181,13 +189,30 @@ def was_interrupted(trainer: L.Trainer) -> bool:
     return bool(getattr(trainer, "genae_interrupted", False))
 
 
+def local_log_dir(trainer: L.Trainer) -> str | None:
+    """``trainer.log_dir`` as this process sees it, without its broadcast; None without a logger.
+
+    Safe on one process alone (e.g. in ``on_exception``, which only the failing processes
+    reach, where the collective ``trainer.log_dir`` would wait for the others forever); rank
+    zero's value is the one ``trainer.log_dir`` broadcasts.
+    """
+    if not trainer.loggers:
+        return None
+    logger = trainer.loggers[0]
+    if isinstance(logger, (CSVLogger, TensorBoardLogger)):
+        return logger.log_dir
+    return logger.save_dir
+
+
 def remove_empty_log_dir(trainer: L.Trainer) -> Path | None:
     """Remove the run's log folder if it holds no file (a fit that failed before writing any).
 
-    Returns the removed folder, or None.
+    Returns the removed folder, or None. No collective: rank zero decides alone.
     """
-    log_dir = trainer.log_dir if trainer.loggers else None  # no logger: that is the root dir
-    if not trainer.is_global_zero or not log_dir or not Path(log_dir).is_dir():
+    if not trainer.is_global_zero:
+        return None
+    log_dir = local_log_dir(trainer)
+    if not log_dir or not Path(log_dir).is_dir():
         return None
     root = Path(log_dir)
     if any(p.is_file() or p.is_symlink() for p in root.rglob("*")):

@@ -2,9 +2,11 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from lightning.pytorch.loggers import Logger
+from PIL import Image
 
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.callbacks import InjFlowDiagnostics
@@ -19,7 +21,7 @@ class RecordingLogger(Logger):
     def __init__(self) -> None:
         super().__init__()
         self.metrics: list[tuple[int, dict[str, float]]] = []
-        self.images: list[tuple[int, str, torch.Tensor]] = []
+        self.images: list[tuple[int, str, Image.Image]] = []
 
     name = "recording"  # type: ignore[assignment]
     version = 0  # type: ignore[assignment]
@@ -91,8 +93,10 @@ def test_callback_logs_on_schedule_writes_the_plot_and_leaves_training_alone(tmp
     assert (tmp_path / "injflow_spectrum.png").is_file()
     assert [(step, key) for step, key, _ in logger.images] == [
         (step, "diag/spectrum") for step in (0, 2, 4, 5)]  # the plot goes to W&B each time
-    image = logger.images[-1][2]
-    assert image.shape[0] == 3 and image.min() >= 0 and image.max() <= 1 and image.std() > 0
+    pixels = np.asarray(logger.images[-1][2])  # 8-bit pixels, not floats W&B would zero
+    assert pixels.dtype == np.uint8 and pixels.shape[-1] == 3 and pixels.max() > 1
+    saved = np.asarray(Image.open(tmp_path / "injflow_spectrum.png").convert("RGB"))
+    np.testing.assert_array_equal(pixels, saved)
 
     restored = InjFlowDiagnostics()
     restored.load_state_dict(diagnostics.state_dict())
