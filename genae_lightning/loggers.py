@@ -2,12 +2,17 @@
 
 Every run's W&B config holds the whole resolved ``genae fit`` config (nested as in the YAML) and
 the flat keys ``method``, ``dataset``, ``seed`` and ``fid_feature``, so the W&B UI can group and
-filter runs by method, by dataset and by FID feature extractor.
+filter runs by method, by dataset and by FID feature extractor. Runs are named after their
+config and the settings the command line changed (:func:`config_run_name`), and say which job
+they are (``job_type``: train, validate, test, predict).
 """
 
+import hashlib
 import netrc
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -91,15 +96,17 @@ class GenaeWandbLogger(WandbLogger):
     - :meth:`describe_run` (the ``genae`` CLI calls it through :func:`describe_runs` before
       fit/validate/test) fills in what W&B dashboards group by: the run config (the whole
       resolved ``genae`` config, nested as in the YAML, plus the flat keys ``method``,
-      ``dataset``, ``seed`` and ``fid_feature``), the run name ``<method>-<dataset>[-s<seed>]``,
+      ``dataset``, ``seed`` and ``fid_feature``), the run name (:func:`config_run_name`, e.g.
+      ``injflow_mnist-lr=0.002-s0``; ``<method>-<dataset>[-s<seed>]`` without a config name),
       the group (the config's name, e.g. ``injflow_mnist``, set by the config composition; the
-      dataset when none is given) and the tags ``<method>``, ``<dataset>``.
+      dataset when none is given), the ``job_type`` and the tags ``<method>``, ``<dataset>``.
     - The run is finished when the Trainer finishes, so the next ``fit`` in the same process
       starts its own run; a later ``trainer.test`` resumes this one by id.
 
     Args:
         project: W&B project.
-        name: Run display name; None: ``<method>-<dataset>`` (``-s<seed>`` when seeded).
+        name: Run display name; None: named by :meth:`describe_run` (``<method>-<dataset>``,
+            ``-s<seed>`` when seeded, without one).
         save_dir: Folder under which W&B writes ``wandb/``; None: the trainer's
             ``default_root_dir`` under ``genae fit``, else the working directory.
         offline: True/False to force; None: online only if an API key is configured.
@@ -134,14 +141,19 @@ class GenaeWandbLogger(WandbLogger):
         config: Mapping[str, Any] | None = None,
         seed: int | None = None,
         fid_feature: str | None = None,
+        name: str | None = None,
+        group: str | None = None,
+        job_type: str | None = None,
     ) -> None:
-        """Fill in the run config, name, group and tags that W&B dashboards group by.
+        """Fill in the run config, name, group, job type and tags that W&B dashboards group by.
 
-        Sets the group (unless given) to ``dataset``, the name (unless given) to
-        ``<method>-<dataset>`` plus ``-s<seed>`` when ``seed`` is set, adds ``method`` and
-        ``dataset`` to the tags, and makes the W&B run config ``config`` (nested) plus the flat
-        keys ``method``, ``dataset``, ``seed`` and ``fid_feature``. Must run before the W&B run
-        starts (before ``Trainer.fit``); later calls change nothing.
+        Sets the name (unless the logger has one) to ``name``, else to ``<method>-<dataset>``
+        plus ``-s<seed>`` when ``seed`` is set; the group to ``group`` when given, else (unless
+        the logger has one) to ``dataset``; the job type (unless the logger has one) to
+        ``job_type``; adds ``method`` and ``dataset`` to the tags, and makes the W&B run config
+        ``config`` (nested) plus the flat keys ``method``, ``dataset``, ``seed`` and
+        ``fid_feature``. Must run before the W&B run starts (before ``Trainer.fit``); later
+        calls change nothing.
 
         Args:
             method: The method's class name, e.g. ``InjFlow``.
@@ -149,19 +161,31 @@ class GenaeWandbLogger(WandbLogger):
             config: The run's whole resolved config (``genae fit`` passes its parsed config).
             seed: The global seed (``seed_everything``), None when unseeded.
             fid_feature: The FID feature extractor of the run's ``GenerativeMetrics``.
+            name: The run's name (e.g. from :func:`config_run_name`, or the training run's name
+                for a job on its checkpoint); a name the logger was given wins.
+            group: The group, e.g. the training run's for a job on its checkpoint; wins over
+                the logger's own, so that the jobs of one training run are grouped with it.
+            job_type: ``train``, ``validate``, ``test`` or ``predict`` (:data:`JOB_TYPES`).
         """
         if self._experiment is not None:
             return
         init = self._wandb_init
-        init["group"] = init.get("group") or dataset
+        init["group"] = group or init.get("group") or dataset
         init["tags"] = list(dict.fromkeys([*(init.get("tags") or []), method, dataset]))
         if not init.get("name"):
-            init["name"] = self._name = run_name(method, dataset, seed)
+            init["name"] = self._name = name or run_name(method, dataset, seed)
+        if job_type and not init.get("job_type"):
+            init["job_type"] = job_type
         flat = {"method": method, "dataset": dataset, "seed": seed, "fid_feature": fid_feature}
         init["config"] = {**plain(config or {}), **dict(init.get("config") or {}), **flat}
         # Lightning later logs the model's and data's hyperparameters flat (e.g. the data's split
         # `seed`): they must not overwrite these keys, which the nested config already holds.
         self._described_keys = set(init["config"]) - {"fid_feature"}
+
+    @property
+    def display_name(self) -> str | None:
+        """The W&B run's name (``name`` is the W&B project, as in ``WandbLogger``)."""
+        return self._wandb_init.get("name") or None
 
     @rank_zero_only
     def log_hyperparams(self, params: dict[str, Any] | Any) -> None:
@@ -190,6 +214,224 @@ def run_name(method: str, dataset: str, seed: int | None = None) -> str:
     return f"{method}-{dataset}" + ("" if seed is None else f"-s{seed}")
 
 
+# The W&B job type of each LightningCLI subcommand.
+JOB_TYPES: dict[str, str] = {"fit": "train", "validate": "validate", "test": "test",
+                             "predict": "predict"}
+# Trainer settings that change what a run trains, so that overriding them names the run.
+TRAINER_SETTINGS = frozenset({"max_steps", "max_epochs", "accumulate_grad_batches",
+                              "gradient_clip_val", "precision"})
+# Data settings that say where the data is or how it is loaded: they never name a run.
+DATA_LOCATIONS = frozenset({"root", "download", "num_workers", "pin_memory",
+                            "persistent_workers", "cache_dir"})
+MAX_NAME_LENGTH = 96  # longer names keep their first settings and a hash of the rest
+_PATH_STEPS = frozenset({"init_args", "class_path", "dict_kwargs"})
+
+
+@dataclass(frozen=True)
+class ConfigOrigin:
+    """What a ``genae`` command line set: the named config, then what it changed on top.
+
+    Attributes:
+        name: The config's name: the stem of the first ``--config`` file (``injflow_mnist``);
+            None for inline YAML and for a run's saved ``config.yaml``.
+        overrides: ``(dotted key, value)`` of every setting given after that config, on the
+            command line (the value as typed) or by a further ``--config`` file, in order.
+    """
+
+    name: str | None
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """The W&B name and group of a training run, as its saved ``config.yaml`` records them.
+
+    Attributes:
+        name: The run's name (None for runs saved before names were recorded: jobs on their
+            checkpoints then get ``<method>-<dataset>-s<seed>``, the name those runs had).
+        group: The run's group (None when it logged to no W&B group).
+    """
+
+    name: str | None
+    group: str | None
+
+
+def setting_path(key: str) -> tuple[str, ...]:
+    """A dotted config key without its ``init_args`` / ``class_path`` steps.
+
+    >>> setting_path("model.init_args.optimizer.init_args.lr")
+    ('model', 'optimizer', 'lr')
+    """
+    return tuple(part for part in key.split(".") if part and part not in _PATH_STEPS)
+
+
+def names_the_run(path: Sequence[str]) -> bool:
+    """Whether overriding the setting at ``path`` changes what is trained, so it names the run.
+
+    Every model (and optimizer) setting and the data's class and settings do, except where the
+    data lives and how it is loaded (:data:`DATA_LOCATIONS`); of the trainer, only the budget
+    and the numerics (:data:`TRAINER_SETTINGS`). Folders, loggers, callbacks, devices, progress
+    bars and ``fid_feature`` never do; the seed is the name's ``-s<seed>``.
+    """
+    if not path:
+        return False
+    if path[0] in ("model", "optimizer", "lr_scheduler"):
+        return True
+    if path[0] == "data":
+        return path[-1] not in DATA_LOCATIONS
+    return path[0] == "trainer" and len(path) == 2 and path[1] in TRAINER_SETTINGS
+
+
+def setting_value(config: Mapping[str, Any], path: Sequence[str]) -> tuple[bool, Any]:
+    """``(found, value)`` of the setting at ``path`` in a plain config, through ``init_args``."""
+    node: Any = config
+    for part in path:
+        if (isinstance(node, Mapping) and part not in node
+                and isinstance(node.get("init_args"), Mapping)):
+            node = node["init_args"]
+        if not isinstance(node, Mapping) or part not in node:
+            return False, None
+        node = node[part]
+    return True, node
+
+
+def format_value(value: Any) -> str:
+    """A setting's value as a short, readable piece of a run name.
+
+    >>> [format_value(v) for v in (0.001, 1e-05, 1.0, True, None, [1, 28, 28])]
+    ['0.001', '1e-05', '1', 'true', 'null', '1,28,28']
+    >>> format_value({"class_path": "genae_lightning.data.SyntheticImages"})
+    'SyntheticImages'
+    """
+    if isinstance(value, Mapping):
+        path = value.get("class_path")
+        return format_value(str(path)) if path else "~" + _digest(value)
+    if isinstance(value, bool) or value is None:
+        return {True: "true", False: "false", None: "null"}[value]
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return ",".join(format_value(item) for item in value)
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", text):  # a class path: its class
+        return text.rsplit(".", 1)[-1]
+    return text.rstrip("/").rsplit("/", 1)[-1]  # a file: its name
+
+
+def _digest(value: Any) -> str:
+    """Six hex digits that tell values apart."""
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:6]
+
+
+def _labels(paths: Sequence[tuple[str, ...]]) -> list[str]:
+    """The shortest unambiguous label of each setting: its last key, more where two share it."""
+    labels = [path[-1] for path in paths]
+    for depth in (2, len(max(paths, key=len, default=()))):
+        if len(set(labels)) == len(labels):
+            break
+        labels = [".".join(path[-depth:]) if labels.count(label) > 1 else label
+                  for path, label in zip(paths, labels, strict=True)]
+    return labels
+
+
+def run_settings(
+    overrides: Sequence[tuple[str, Any]], config: Mapping[str, Any] | None = None
+) -> list[tuple[str, Any]]:
+    """The overridden settings that name a run (:func:`names_the_run`), each once.
+
+    A setting given twice counts once, with the later value. The value is the one ``config``
+    (the parsed config) resolved when it holds the key, so ``1e-3`` and ``0.001`` read alike;
+    else the value as given (YAML-read when it is text).
+    """
+    chosen: dict[tuple[str, ...], Any] = {}
+    for key, given in overrides:
+        path = setting_path(key)
+        if not names_the_run(path):
+            continue
+        found, value = setting_value(config, path) if config else (False, None)
+        chosen.pop(path, None)  # the later one, in the later place
+        chosen[path] = value if found else _read(given)
+    return [(".".join(path), value) for path, value in chosen.items()]
+
+
+def _read(given: Any) -> Any:
+    """A value typed on the command line, read as YAML (``0.0010`` -> 0.001) where it can be."""
+    if not isinstance(given, str):
+        return given
+    import yaml  # noqa: PLC0415  (only command lines need it)
+
+    try:
+        return yaml.safe_load(given)
+    except yaml.YAMLError:
+        return given
+
+
+def config_run_name(
+    config_name: str, settings: Sequence[tuple[str, Any]] = (), seed: int | None = None
+) -> str:
+    """A run's name: its config's name, the settings it overrode, and its seed.
+
+    ``<config>[-<key>=<value>...][-s<seed>]``: each overridden setting (see
+    :func:`run_settings`) by its last key (two keys where two settings share it), sorted.
+    Past :data:`MAX_NAME_LENGTH` characters, the first settings are kept and the rest are
+    counted and hashed (``-+3~1a2b3c``), so different settings still give different names.
+
+    >>> config_run_name("injflow_ln_mnist", seed=0)
+    'injflow_ln_mnist-s0'
+    >>> config_run_name("injflow_mnist", [("model.init_args.optimizer.init_args.lr", 0.001)], 1)
+    'injflow_mnist-lr=0.001-s1'
+    """
+    labels = _labels([setting_path(key) for key, _ in settings])
+    parts = sorted(f"{label}={format_value(value)}"
+                   for label, (_, value) in zip(labels, settings, strict=True))
+    parts = [re.sub(r"[^\w.,=+~-]", "_", part, flags=re.ASCII) for part in parts]
+    suffix = "" if seed is None else f"-s{seed}"
+    name = "-".join([config_name, *parts]) + suffix
+    if len(name) <= MAX_NAME_LENGTH:
+        return name
+    kept = [config_name]
+    room = MAX_NAME_LENGTH - len(suffix) - len("-+99~123456")
+    for part in parts:
+        if len("-".join([*kept, part])) > room:
+            break
+        kept.append(part)
+    rest = len(parts) - len(kept) + 1
+    return "-".join([*kept, f"+{rest}~{_digest(parts)}"]) + suffix
+
+
+def saved_run_identity(config: Mapping[str, Any]) -> RunIdentity:
+    """The W&B name and group a saved run config (``config.yaml``) gives its W&B logger."""
+    trainer = config.get("trainer")
+    loggers = trainer.get("logger") if isinstance(trainer, Mapping) else None
+    for logger in loggers if isinstance(loggers, list) else [loggers]:
+        if isinstance(logger, Mapping) and str(logger.get("class_path")).endswith("WandbLogger"):
+            init_args = logger.get("init_args")
+            init_args = init_args if isinstance(init_args, Mapping) else {}
+            name, group = init_args.get("name"), init_args.get("group")
+            return RunIdentity(name if isinstance(name, str) and name else None,
+                               group if isinstance(group, str) and group else None)
+    return RunIdentity(None, None)
+
+
+def keep_run_names(config: Any, trainer: L.Trainer) -> None:
+    """Write the W&B loggers' run names into a parsed LightningCLI config that has none.
+
+    So the run's saved ``config.yaml`` names its W&B run: jobs on its checkpoints (``genae
+    predict``, ``evaluate``) log under that name, and a run restarted from that file keeps it.
+    ``config`` is the CLI's parsed (not instantiated) config of one subcommand.
+    """
+    if not hasattr(config, "as_dict"):  # only LightningCLI's namespaces, never a user's dict
+        return
+    entries = config.get("trainer.logger") if "trainer.logger" in config else None
+    entries = entries if isinstance(entries, list) else [entries]
+    entries = [e for e in entries
+               if str(getattr(e, "class_path", "")).endswith("WandbLogger")
+               and getattr(e, "init_args", None) is not None]
+    names = [logger.display_name for logger in trainer.loggers
+             if isinstance(logger, GenaeWandbLogger)]
+    for entry, name in zip(entries, names, strict=False):
+        if entry.init_args.get("name") is None and name:
+            entry.init_args.name = name
 
 
 def add_run_arguments(parser: Any) -> None:
@@ -238,8 +480,17 @@ def describe_runs(
     model: L.LightningModule,
     datamodule: object,
     config: Mapping[str, Any] | None = None,
+    job_type: str | None = None,
+    origin: ConfigOrigin | None = None,
+    training: RunIdentity | None = None,
 ) -> None:
     """Describe the W&B runs of ``trainer``'s :class:`GenaeWandbLogger` (see its describe_run).
+
+    The name: the training run's (``training``) for a job on its checkpoint; else, for a
+    command line with a named config (``origin``), :func:`config_run_name` of that config, the
+    settings the command line overrode and the seed; else ``<method>-<dataset>-s<seed>``. A
+    name given to the logger always wins. The name is then written into ``config`` (a
+    LightningCLI namespace), so the run's saved ``config.yaml`` records it.
 
     Args:
         trainer: The trainer whose loggers are described.
@@ -248,12 +499,21 @@ def describe_runs(
         config: The run's parsed config (LightningCLI's ``self.config[subcommand]``): logged
             whole; its ``seed_everything`` names the run and its ``fid_feature`` (when set)
             becomes the feature of every ``GenerativeMetrics`` callback.
+        job_type: The W&B job type (:data:`JOB_TYPES`: ``train`` for fit).
+        origin: The named config and the overrides of the command line, which name the run.
+        training: The training run whose checkpoint this job reads: its name and group.
     """
-    config = plain(config) if config is not None else {}
-    seed = config.get("seed_everything")
+    settings = plain(config) if config is not None else {}
+    seed = settings.get("seed_everything")
     seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
-    feature = fid_features(trainer, config.get("fid_feature"))
+    feature = fid_features(trainer, settings.get("fid_feature"))
+    name = group = None
+    if training is not None:
+        name, group = training.name, training.group
+    elif origin is not None and origin.name:
+        name = config_run_name(origin.name, run_settings(origin.overrides, settings), seed)
     for logger in trainer.loggers:
         if isinstance(logger, GenaeWandbLogger):
-            logger.describe_run(type(model).__name__, type(datamodule).__name__, config, seed,
-                                feature)
+            logger.describe_run(type(model).__name__, type(datamodule).__name__, settings, seed,
+                                feature, name=name, group=group, job_type=job_type)
+    keep_run_names(config, trainer)

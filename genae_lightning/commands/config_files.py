@@ -10,6 +10,10 @@
   fully resolved (without ``defaults``). A composed config's ``trainer.default_root_dir``
   defaults to ``outputs/<file stem>``, its ``CSVLogger`` is named after the file stem and its W&B
   logger's group is the file stem.
+- **Run names.** :func:`config_origin` reads from the command line the config's name (the first
+  ``--config`` file's stem) and the settings given after it (flags, further ``--config``
+  files); ``genae fit`` names its W&B run from them
+  (:func:`~genae_lightning.loggers.config_run_name`).
 - **Run folders.** Loggers given without ``save_dir`` write under ``trainer.default_root_dir``
   (:func:`fill_logger_dirs`), and so do checkpoints and image grids, which follow the first
   logger: ``--trainer.default_root_dir X`` moves a whole run.
@@ -22,9 +26,13 @@ from typing import Any
 
 import yaml
 
+from genae_lightning.loggers import ConfigOrigin
 from genae_lightning.trust import CONFIG_KINDS, check_names
 
 MAX_DEPTH = 8  # nesting of `defaults` (a cycle stops here with an error)
+# flags that set nothing (they never name a run)
+NOT_OVERRIDES = frozenset({"print_config", "help", "h"})
+_last_origin: ConfigOrigin | None = None  # of the latest expand_config_args
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -175,8 +183,11 @@ def expand_config_args(argv: list[str]) -> list[str]:
     """``argv`` with every ``--config``/``-c`` value resolved and, if composed, expanded.
 
     A bundled name becomes its path; a config with ``defaults`` becomes its composed YAML text
-    (LightningCLI accepts YAML text wherever it accepts a config path).
+    (LightningCLI accepts YAML text wherever it accepts a config path). What the command line
+    set is kept for :func:`last_config_origin` (it names the run).
     """
+    global _last_origin
+    _last_origin = config_origin(argv)
     out: list[str] = []
     expect_value = False
     for arg in argv:
@@ -191,6 +202,87 @@ def expand_config_args(argv: list[str]) -> list[str]:
         else:
             out.append(arg)
     return out
+
+
+def last_config_origin() -> ConfigOrigin | None:
+    """The :func:`config_origin` of the latest :func:`expand_config_args` (None before any).
+
+    ``genae fit`` expands its arguments and then builds its LightningCLI from them, which asks
+    for this to name its W&B run.
+    """
+    return _last_origin
+
+
+def config_origin(argv: list[str]) -> ConfigOrigin | None:
+    """The named config of a command line and the settings given after it.
+
+    The first ``--config`` names the config (its file's stem: ``injflow_mnist``); every flag
+    after it (``--model.init_args.optimizer.init_args.lr 0.002``) and every leaf setting of a
+    later ``--config`` file is an override, in order. None when no ``--config`` is given.
+
+    >>> config_origin(["fit", "--config", "injflow_mnist", "--model.init_args.eta=0.2"])
+    ConfigOrigin(name='injflow_mnist', overrides=(('model.init_args.eta', '0.2'),))
+    """
+    origin: ConfigOrigin | None = None
+    overrides: list[tuple[str, object]] = []
+    i = 0
+    while i < len(argv):
+        if not argv[i].startswith("-"):  # the subcommand
+            i += 1
+            continue
+        key, value, i = _flag(argv, i)
+        if key in ("config", "c") and origin is None:
+            origin = ConfigOrigin(_config_name(value))
+        elif key in ("config", "c"):
+            overrides += _file_settings(value)
+        elif origin is not None and key not in NOT_OVERRIDES:
+            overrides.append((key, value))
+    return None if origin is None else ConfigOrigin(origin.name, tuple(overrides))
+
+
+def _flag(argv: list[str], i: int) -> tuple[str, str | None, int]:
+    """``(key, value, next index)`` of the flag at ``argv[i]`` (``--k v``, ``--k=v``, ``-c v``)."""
+    flag = argv[i]
+    if "=" in flag:
+        key, value = flag.split("=", 1)
+        return key.lstrip("-"), value, i + 1
+    if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
+        return flag.lstrip("-"), argv[i + 1], i + 2
+    return flag.lstrip("-"), None, i + 1
+
+
+def _config_name(value: str | None) -> str | None:
+    """A ``--config`` value's name: its file's stem; None for inline YAML or a run's config.
+
+    A run's saved ``config.yaml`` names no config: its W&B logger already holds the run's name.
+    """
+    if value is None or _is_inline_yaml(value):
+        return None
+    try:
+        stem = resolve_config(value).stem
+    except (OSError, ValueError):  # expand_config_args names the problem
+        return None
+    return None if stem == "config" else stem
+
+
+def _file_settings(value: str | None) -> list[tuple[str, object]]:
+    """The leaf settings of a further ``--config`` (a file, a bundled name or inline YAML)."""
+    if value is None:
+        return []
+    try:
+        data = yaml.safe_load(value) if _is_inline_yaml(value) else compose(resolve_config(value))
+    except (OSError, ValueError, yaml.YAMLError):  # expand_config_args names the problem
+        return []
+    return _leaves(data) if isinstance(data, dict) else []
+
+
+def _leaves(data: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """``{"model": {"init_args": {"eta": 1}}}`` -> ``[("model.init_args.eta", 1)]``."""
+    found: list[tuple[str, object]] = []
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        found += _leaves(value, path) if isinstance(value, dict) else [(path, value)]
+    return found
 
 
 def _expand(value: str) -> str:

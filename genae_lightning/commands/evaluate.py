@@ -19,9 +19,9 @@ from genae_lightning.commands.checkpoints import (
     load_checkpoint,
     parse_checkpoint_and_data,
     resolve_device,
-    run_config,
 )
 from genae_lightning.commands.report import markdown_table
+from genae_lightning.commands.run_folders import checkpoint_run_folder
 from genae_lightning.data import ImageDataModule
 from genae_lightning.features.extractors import check_feature_argument
 from genae_lightning.latents import SAMPLERS, batchnorm
@@ -133,8 +133,9 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--name", type=str | None, default=None,
                         help="row label (default: the method's class name)")
     parser.add_argument("--out", type=str | None, default=None,
-                        help="output JSON (default: evaluation.json in the run's log dir); "
-                             "the markdown row goes beside it (.md)")
+                        help="output JSON (default: evaluation.json in the checkpoint's run "
+                             "folder, the one above its checkpoints/); the markdown row goes "
+                             "beside it (.md)")
     parser.add_argument("--progress", type=bool, default=True, help="show progress bars")
     parser.add_argument("--submanifold", type=bool, default=False,
                         help="VAE-like methods: also skl, nll, fid/low_posterior, leakage/<tau>")
@@ -165,8 +166,7 @@ def evaluate(argv: list[str]) -> dict[str, Any]:
     record = evaluate_checkpoint(ckpt, datamodule, fid, config, cfg.split, cfg.device, cfg.name,
                                  diagnostics if cfg.submanifold else None,
                                  cfg.recalibrate_batchnorm)
-    config_path = run_config(ckpt)
-    out = Path(cfg.out or (config_path.parent if config_path else ckpt.parent) / "evaluation.json")
+    out = Path(cfg.out or checkpoint_run_folder(ckpt) / "evaluation.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=2) + "\n")
     table = markdown_table([record])

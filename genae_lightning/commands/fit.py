@@ -24,6 +24,11 @@ from genae_lightning.checkpoint_io import SAFE_CHECKPOINT_IO
 from genae_lightning.commands.checkpoints import checkpoint_file
 from genae_lightning.commands.config_files import expand_config_args, fill_logger_dirs
 from genae_lightning.commands.resume import check_data, check_method, find_last_checkpoint
+from genae_lightning.commands.run_folders import (
+    checkpoint_run_folder,
+    run_description,
+    write_into_run_folder,
+)
 from genae_lightning.data import ImageDataModule
 from genae_lightning.loggers import add_run_arguments, describe_runs
 from genae_lightning.methods import GenerativeAutoencoder
@@ -78,33 +83,45 @@ class GenaeCLI(LightningCLI):
         fill_logger_dirs(self.config.get(str(self.subcommand), self.config))
 
     def before_fit(self) -> None:
-        """Check the resume, then group and tag W&B runs by dataset and method."""
+        """Check the resume, then name, group and tag the W&B runs (job type: the subcommand)."""
         self.check_resume(self.subcommand)
-        describe_runs(self.trainer, self.model, self.datamodule, self.config[self.subcommand])
+        describe_runs(self.trainer, self.model, self.datamodule, self.config[self.subcommand],
+                      **run_description(self.subcommand,
+                                        self.config_init[self.subcommand].get("ckpt_path")))
 
     before_validate = before_test = before_fit
 
     def before_predict(self) -> None:
-        """Refuse to predict without a checkpoint, or with one of another method or settings."""
-        if not self.config_init["predict"].get("ckpt_path"):
+        """Refuse to predict without a checkpoint, or with one of another method or settings.
+
+        Then predict into the checkpoint's run folder (no new ``version_<n>/``), and name the
+        W&B run (job type ``predict``) and group it as the training run.
+        """
+        ckpt_path = self.config_init["predict"].get("ckpt_path")
+        if not ckpt_path:
             raise ValueError(
                 "genae predict needs the trained weights, and no --ckpt_path was given (it would "
                 "predict with an untrained model): pass the checkpoint of a `genae fit` run, "
                 "e.g. --ckpt_path <log dir>/checkpoints/last.ckpt"
             )
         self.check_resume(self.subcommand)
+        write_into_run_folder(self.trainer)
+        describe_runs(self.trainer, self.model, self.datamodule, self.config["predict"],
+                      **run_description("predict", self.config_init["predict"]["ckpt_path"]))
 
     def after_predict(self) -> None:
-        """Write the codes and reconstructions to ``predictions.pt`` in the run's folder."""
-        path = save_predictions(self.trainer)
+        """Write the codes and reconstructions to ``predictions.pt`` in the checkpoint's run."""
+        ckpt_path = self.config_init["predict"]["ckpt_path"]
+        path = save_predictions(self.trainer, checkpoint_run_folder(ckpt_path))
         rank_zero_info(f"wrote the codes and reconstructions of the test split to {path} "
                        "(torch.load(path, weights_only=True): a dict of tensors)")
 
 
-def save_predictions(trainer: L.Trainer) -> Path:
-    """Concatenate ``trainer.predict``'s per-batch dicts and save them beside the run's logs.
+def save_predictions(trainer: L.Trainer, folder: str | Path | None = None) -> Path:
+    """Concatenate ``trainer.predict``'s per-batch dicts and save them in ``folder``.
 
-    One file per process under DDP (``predictions-rank<r>.pt``), each holding its shard.
+    ``folder``: the checkpoint's run folder under ``genae predict``; None: the trainer's log
+    dir. One file per process under DDP (``predictions-rank<r>.pt``), each holding its shard.
     """
     batches = trainer.predict_loop.predictions
     if batches and isinstance(batches[0], list):  # several predict dataloaders: the first
@@ -112,7 +129,7 @@ def save_predictions(trainer: L.Trainer) -> Path:
     merged = {key: torch.cat([b[key].detach().cpu() for b in batches]) for key in batches[0]}
     rank = trainer.global_rank
     name = "predictions.pt" if trainer.world_size == 1 else f"predictions-rank{rank}.pt"
-    path = Path(trainer.log_dir or trainer.default_root_dir) / name
+    path = Path(folder or trainer.log_dir or trainer.default_root_dir) / name
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(merged, path)
     return path

@@ -123,10 +123,18 @@ class Penalty(Constraint):
     With ``reference_steps`` set, the paper's schedule of a ``reference_steps``-step run is
     compressed (or stretched) into this run: step i of a run of ``trainer.max_steps`` steps gets
     the paper's value at step ``i * reference_steps / max_steps``, so every run ends at (about)
-    the paper's final weight ``1 + reference_steps**nu / scale``, whatever its length. The
-    mapping needs ``max_steps``: an epoch-based run (``max_steps=-1``) is refused, and so is a
-    resume with another ``max_steps`` than the checkpoint's (it would jump the schedule). A
-    resume with another ``nu``, ``scale`` or ``reference_steps`` is refused too.
+    the paper's final weight ``1 + reference_steps**nu / scale``, whatever its length. With
+    ``reference_steps=100_000`` (every bundled InjFlow config), a run of the paper's 100k steps
+    gets exactly the paper's schedule (step i maps to i, bit for bit), and a 1000-step run ends
+    at the paper's final weight (its last step, 999, gets the paper's value at step 99_900).
+
+    The mapping needs ``max_steps``: an epoch-based run (``max_steps=-1``) is refused when
+    fitting starts, before any step, with the flags that fix it: ``--trainer.max_steps N``
+    (the run's total optimizer steps), or the literal schedule (``--model.init_args.constraint
+    '{"class_path": "genae_lightning.methods.Penalty", "init_args": {"reference_steps":
+    null}}'``), or ``AugmentedLagrangian``, which needs no run length. A resume with another
+    ``max_steps`` than the checkpoint's is refused too (it would jump the schedule), and so is
+    one with another ``nu``, ``scale`` or ``reference_steps``.
 
     Args:
         nu: Growth exponent (the paper searches {1, 1.3}).
@@ -175,8 +183,15 @@ class Penalty(Constraint):
         if max_steps is None or max_steps < 1:
             raise ValueError(
                 f"Penalty(reference_steps={self.reference_steps}) maps the paper's schedule onto "
-                f"the run's max_steps, but the Trainer has max_steps={max_steps} (epoch-based); "
-                "set trainer.max_steps, or use reference_steps=None for the literal schedule"
+                f"the run's max_steps, but the Trainer has max_steps={max_steps} (epoch-based), "
+                "so the run's length is unknown. Set the length in optimizer steps: "
+                "--trainer.max_steps N (Trainer(max_steps=N); an epoch-based budget is epochs x "
+                "batches per epoch / accumulate_grad_batches), or keep epochs and use the "
+                "literal schedule: --model.init_args.constraint '{\"class_path\": "
+                "\"genae_lightning.methods.Penalty\", \"init_args\": {\"reference_steps\": "
+                "null}}' (Penalty(reference_steps=None)), or a constraint that needs no run "
+                "length: "
+                "--model.init_args.constraint genae_lightning.methods.AugmentedLagrangian"
             )
         self.max_steps = int(max_steps)
 

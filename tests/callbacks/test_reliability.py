@@ -138,8 +138,12 @@ def test_sigterm_writes_a_resumable_checkpoint(tmp_path) -> None:
     exe = str(Path(sys.executable).with_name("genae"))
     cfg = str(REPO / "configs" / "quickstart.yaml")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # the literal penalty schedule, which (unlike the config's mapped one) lets the resume below
+    # end the run early with another max_steps
+    literal = ["--model.init_args.constraint", '{"class_path": "genae_lightning.methods.Penalty",'
+               ' "init_args": {"reference_steps": null}}']
     args = [exe, "fit", "--config", cfg, "--trainer.max_steps", "100000",
-            "--trainer.enable_progress_bar", "false"]
+            "--trainer.enable_progress_bar", "false", *literal]
     proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     try:
@@ -161,7 +165,7 @@ def test_sigterm_writes_a_resumable_checkpoint(tmp_path) -> None:
     assert not list(tmp_path.rglob("samples_gmm.png"))  # no end-of-fit work
     resumed = subprocess.run(
         [exe, "fit", "--config", cfg, "--trainer.max_steps", str(step + 20),
-         "--trainer.enable_progress_bar", "false", "--ckpt_path", str(ckpts[0])],
+         "--trainer.enable_progress_bar", "false", *literal, "--ckpt_path", str(ckpts[0])],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     last = max(tmp_path.rglob("last.ckpt"), key=lambda p: p.stat().st_mtime)

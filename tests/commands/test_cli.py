@@ -99,7 +99,8 @@ def test_predict_writes_codes_and_reconstructions_of_the_test_split(quickstart_r
     main(["predict", "--config", str(REPO / "configs" / "quickstart.yaml"),
           "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir",
           str(tmp_path / "predict"), "--ckpt_path", str(quickstart_run)])
-    [path] = (tmp_path / "predict").rglob("predictions.pt")
+    path = quickstart_run.parents[1] / "predictions.pt"  # the checkpoint's run folder
+    assert not list((tmp_path / "predict").rglob("version_*"))  # and no new run folder
     predictions = torch.load(path, weights_only=True)
     model = load_method(quickstart_run).eval()
     data = Digits()
