@@ -11,6 +11,7 @@ from genae_lightning.commands.evaluate import evaluate
 from genae_lightning.commands.fit import SUBCOMMANDS, fit
 from genae_lightning.commands.report import report
 from genae_lightning.commands.sample import sample
+from genae_lightning.commands.study import study
 from genae_lightning.commands.train_features import train_features
 from genae_lightning.commands.traverse import traverse
 from genae_lightning.trust import split_trust, trusting
@@ -23,6 +24,7 @@ COMMANDS: dict[str, Callable[[list[str]], object]] = {
     "train-features": train_features,
     "traverse": traverse,
     "configs": list_configs,
+    "study": study,
 }
 
 LIGHTNING_HELP = {

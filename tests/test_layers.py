@@ -18,7 +18,7 @@ LAYERS: list[set[str]] = [
     {"methods", "checkpoint", "checkpoint_io"},
     {"latents", "features", "metrics", "plots"},
     {"callbacks", "loggers"},
-    {"commands"},
+    {"commands", "studies"},  # studies run commands (fit, evaluate); `genae study` runs studies
     {"cli"},
 ]
 

@@ -1,0 +1,103 @@
+"""``genae study <subcommand>``: studies of configs, seeds, a selection grid and budgets.
+
+``genae study run <study>`` runs (or continues) a study; ``genae study list`` lists the bundled
+ones. Each subcommand is a function ``(argv) -> object`` in :data:`SUBCOMMANDS`, whose first
+docstring line (after ``genae study <name>:``) is its help; a new one (``report``,
+``dashboard``) is a module of its own with one entry added here.
+"""
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+
+from genae_lightning.studies.launchers import LAUNCHERS, make_launcher
+from genae_lightning.studies.plan import selection_trials
+from genae_lightning.studies.run import Options, StudyState, run_study
+from genae_lightning.studies.spec import available_studies, load_study
+from genae_lightning.studies.store import DEFAULT_HEARTBEAT, DEFAULT_LEASE
+
+DEFAULT_ROOT = "outputs/studies"
+
+
+def run_command(argv: list[str]) -> StudyState | None:
+    """``genae study run``: run or continue a study (selection, test seeds, equal time)."""
+    parser = argparse.ArgumentParser(prog="genae study run", description=run_command.__doc__)
+    parser.add_argument("study", help="a bundled study's name (`genae study list`) or a file")
+    parser.add_argument("--launcher", default="local", choices=LAUNCHERS,
+                        help="where trials run (default: local, a process pool)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="trials at once (local: default one per core; each gets "
+                             "cores // workers torch threads)")
+    parser.add_argument("--root", default=None,
+                        help=f"the study's folder (default: {DEFAULT_ROOT}/<study name>); "
+                             "run again with the same root to continue")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="runs of a failed trial after its first (default 2)")
+    parser.add_argument("--data_root", default=None,
+                        help="where the datasets lie on this machine (data.init_args.root of "
+                             "every run; not part of the trials' settings)")
+    parser.add_argument("--lease", type=float, default=DEFAULT_LEASE,
+                        help="seconds without a heartbeat after which a worker's claim on a "
+                             "trial is taken over")
+    parser.add_argument("--heartbeat", type=float, default=DEFAULT_HEARTBEAT,
+                        help="seconds between a worker's heartbeats")
+    parser.add_argument("--poll", type=float, default=5.0,
+                        help="seconds between looks at trials that other drivers run")
+    parser.add_argument("--dry_run", action="store_true",
+                        help="print the selection trials' `genae fit` arguments; run nothing")
+    args = parser.parse_args(argv)
+    if args.retries < 0:
+        parser.error(f"--retries must be 0 or more, got {args.retries}")
+    study = load_study(args.study)
+    root = Path(args.root or Path(DEFAULT_ROOT) / study.name)
+    if args.dry_run:
+        for trial in selection_trials(study):
+            print(f"{trial.id}: genae {' '.join(trial.fit_args(root / 'runs' / trial.id))}")
+        return None
+    launcher = make_launcher(args.launcher, args.workers)
+    print(f"study {study.name} ({study.source}) in {root}: launcher {launcher.name}, "
+          f"{getattr(launcher, 'workers', '?')} worker(s) of {launcher.threads} thread(s)",
+          flush=True)
+    options = Options(args.retries, args.lease, args.heartbeat, args.poll, args.data_root)
+    try:
+        state = run_study(study, root, launcher, options,
+                          log=lambda line: print(line, flush=True))
+    finally:
+        launcher.close()
+    print(f"study {study.name}: {state.count('done')} of {len(state.trials)} trial(s) done, "
+          f"{state.count('failed')} failed; records in {root / 'trials'}", flush=True)
+    return state
+
+
+def list_command(argv: list[str]) -> dict[str, Path]:
+    """``genae study list``: the bundled studies and their descriptions."""
+    argparse.ArgumentParser(prog="genae study list", description=list_command.__doc__
+                            ).parse_args(argv)
+    studies = available_studies()
+    width = max(map(len, studies), default=0)
+    for name, path in studies.items():
+        description = load_study(path, check_classes=False).description
+        print(f"{name:<{width}}  {description}")
+    return studies
+
+
+# name -> function(argv); its docstring's first line is its help
+SUBCOMMANDS: dict[str, Callable[[list[str]], object]] = {
+    "run": run_command,
+    "list": list_command,
+}
+
+
+def study(argv: list[str]) -> object:
+    """``genae study``: run and list studies (seeds, selection on validation, equal budgets)."""
+    helps = {name: (f.__doc__ or "").split(":", 1)[-1].strip().split("\n")[0]
+             for name, f in SUBCOMMANDS.items()}
+    usage = (f"usage: genae study {{{','.join(SUBCOMMANDS)}}} ...\n\nsubcommands:\n"
+             + "\n".join(f"  {name:<6}  {text}" for name, text in helps.items()))
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage)
+        return None
+    if argv[0] not in SUBCOMMANDS:
+        raise SystemExit(f"{usage}\ngenae study: error: unknown subcommand {argv[0]!r}; "
+                         f"expected one of {', '.join(SUBCOMMANDS)}")
+    return SUBCOMMANDS[argv[0]](argv[1:])

@@ -1,0 +1,376 @@
+"""A :class:`~genae_lightning.studies.spec.Study` expanded into trials; the selection.
+
+Phases, in order (:mod:`~genae_lightning.studies.run` drives them):
+
+1. ``select``: every grid point of every config that has a choice (several grid points, or
+   several ``evaluation.recalibrate_batchnorm`` values), trained once with the selection seed
+   at ``budgets.selection_steps`` and scored on the **validation** split, once per
+   ``recalibrate_batchnorm`` choice (:func:`selection_trials`).
+2. :func:`select`: per config and dataset, the (grid point, choice) of the lowest (``mode:
+   max``: highest) validation metric. The test split is not looked at before.
+3. ``test``: the selected setting with every seed and every ``budgets.max_steps``, scored on the
+   **test** split; the selection run is reused for the selection seed at the selection budget
+   (the trial evaluates its checkpoint instead of training) (:func:`test_trials`).
+4. ``test`` at equal wall-clock time: every config but the references trained for the
+   references' median training time (:func:`equal_time_seconds`, :func:`time_trials`).
+
+A trial's :attr:`Trial.id` is a hash of everything that decides its numbers (config, overrides,
+grid point, seed, budget, split, evaluation settings), so expanding the same study again gives
+the same ids, and a changed setting gives new ones (the old records stay, unused).
+"""
+
+import hashlib
+import json
+import math
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from genae_lightning.studies.spec import Evaluation, Method, Settings, Study
+
+PHASES = ("select", "test")
+NO_TIME_LIMIT = {"days": 365}  # max_time of step budgets: the Timer still measures training
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A trial's training budget: steps, and for equal-time trials a time limit too.
+
+    Attributes:
+        max_steps: ``trainer.max_steps``.
+        max_seconds: ``trainer.max_time`` in seconds (equal wall-clock trials), else None.
+    """
+
+    max_steps: int
+    max_seconds: float | None = None
+
+    @property
+    def name(self) -> str:
+        """``steps=2000`` or ``time=837s``: the report's column."""
+        if self.max_seconds is None:
+            return f"steps={self.max_steps}"
+        return f"time={self.max_seconds:g}s"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One run of a study: ``genae fit`` (unless it reuses another trial's run) plus evaluation.
+
+    Attributes:
+        id: Stable id: ``<phase>-<config>[-<dataset>]-s<seed>-<hash>``, the hash over every
+            setting that decides the trial's numbers.
+        study: The study's name.
+        phase: ``select`` (scored on validation) or ``test`` (scored on test).
+        method: The config's label in the study.
+        config: The bundled config's name (or path) it trains.
+        dataset: The dataset's label (None when the study names no datasets).
+        seed: ``seed_everything`` of the run.
+        point: The grid point (dotted key -> value); empty without a grid.
+        budget: Steps (and time) of the run.
+        split: The evaluation split: ``val`` or ``test``.
+        evaluation: ``genae evaluate``'s settings; one evaluation per
+            ``recalibrate_batchnorm`` choice (all of them for a selection trial, the selected
+            one for a test trial).
+        overrides: Every ``genae fit`` override, in order: dataset, study, config, grid point.
+        reuses: The trial whose run this one evaluates instead of training (the selection run,
+            for the selection seed), or None.
+        wandb: W&B logger settings (``project``, ``entity``), or None for no W&B run.
+    """
+
+    id: str
+    study: str
+    phase: str
+    method: str
+    config: str
+    dataset: str | None
+    seed: int
+    point: Settings
+    budget: Budget
+    split: str
+    evaluation: Evaluation
+    overrides: Settings
+    reuses: str | None = None
+    wandb: Mapping[str, str] | None = field(default=None, compare=False)
+
+    @property
+    def point_label(self) -> str:
+        """The grid point as ``l2_weight=0.01/...`` (:func:`point_label`)."""
+        return point_label(self.point)
+
+    def to_json(self) -> dict[str, Any]:
+        """The trial as plain JSON data (the ``trial`` entry of its record)."""
+        data = asdict(self)
+        data["point"] = [list(p) for p in self.point]
+        data["overrides"] = [list(p) for p in self.overrides]
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Trial":
+        """The trial of :meth:`to_json`'s data."""
+        evaluation = dict(data["evaluation"])
+        evaluation["samplers"] = tuple(evaluation["samplers"])
+        evaluation["recalibrate_batchnorm"] = tuple(evaluation["recalibrate_batchnorm"])
+        return cls(**{**data, "point": tuple(tuple(p) for p in data["point"]),
+                      "overrides": tuple(tuple(p) for p in data["overrides"]),
+                      "budget": Budget(**data["budget"]),
+                      "evaluation": Evaluation(**evaluation)})
+
+    def fit_args(self, run_dir: Path, wandb_id: str | None = None) -> list[str]:
+        """The exact ``genae fit`` arguments of this trial, writing into ``run_dir``.
+
+        The run's CSV logger writes ``run_dir`` itself (``config.yaml``, ``metrics.csv``,
+        ``checkpoints/``); a W&B run (group: the study, job type: the phase, config: ``study``
+        with the trial's settings) writes under ``run_dir/wandb``. ``trainer.max_time`` is always
+        set, so that Lightning's ``Timer`` measures the training time into the checkpoints.
+        """
+        budget = self.budget
+        max_time = NO_TIME_LIMIT if budget.max_seconds is None else {"seconds": budget.max_seconds}
+        loggers: list[dict[str, Any]] = [{
+            "class_path": "genae_lightning.loggers.GenaeCSVLogger",
+            "init_args": {"save_dir": str(run_dir.parent), "name": None, "version": run_dir.name}}]
+        if self.wandb is not None:
+            loggers.append({"class_path": "genae_lightning.loggers.GenaeWandbLogger",
+                            "init_args": {**self.wandb, **self.wandb_args(run_dir, wandb_id)}})
+        return ["fit", "--config", self.config,
+                *(f"--{key}={cli_value(value)}" for key, value in self.overrides),
+                f"--seed_everything={self.seed}", f"--trainer.max_steps={budget.max_steps}",
+                f"--trainer.max_time={json.dumps(max_time)}",
+                f"--trainer.default_root_dir={run_dir}",
+                f"--trainer.logger={json.dumps(loggers)}", "--trainer.enable_progress_bar=false"]
+
+    def wandb_args(self, run_dir: Path, wandb_id: str | None) -> dict[str, Any]:
+        """The W&B logger's settings: the study as group, the phase as job type, its config."""
+        args: dict[str, Any] = {
+            "save_dir": str(run_dir), "name": self.id, "group": self.study,
+            "job_type": self.phase, "tags": [self.study, self.phase, self.method],
+            "config": {"study": {
+                "name": self.study, "trial": self.id, "phase": self.phase,
+                "method": self.method, "config": self.config, "dataset": self.dataset,
+                "seed": self.seed, "point": dict(self.point), "point_label": self.point_label,
+                "budget": self.budget.name}}}
+        if wandb_id is not None:
+            args.update(id=wandb_id, resume="allow")  # a resumed trial continues its W&B run
+        return args
+
+    def evaluate_args(self, checkpoint: Path, recalibrate: int, out: Path) -> list[str]:
+        """``genae evaluate``'s arguments for one evaluation of this trial's checkpoint."""
+        ev = self.evaluation
+        fid = ["--no_fid=true"] if ev.feature is None else [f"--feature={ev.feature}"]
+        return [f"--ckpt_path={checkpoint}", f"--split={self.split}",
+                f"--num_samples={ev.num_samples}",
+                f"--knn_train_samples={cli_value(ev.knn_train_samples)}",
+                f"--samplers={json.dumps(list(ev.samplers))}", f"--batch_size={ev.batch_size}",
+                f"--seed={self.seed}", f"--recalibrate_batchnorm={recalibrate}",
+                f"--name={self.method}", f"--out={out}", "--progress=false", *fid]
+
+
+def variant(recalibrate: int) -> str:
+    """The name of an evaluation choice in trial records: ``recalibrate_batchnorm=<n>``."""
+    return f"recalibrate_batchnorm={recalibrate}"
+
+
+def point_label(point: Settings) -> str:
+    """A grid point as ``l2_weight=0.01/...`` (last key parts), ``default`` without one.
+
+    >>> point_label((("model.init_args.l2_weight", 0.01),))
+    'l2_weight=0.01'
+    """
+    return "/".join(f"{k.rsplit('.', 1)[-1]}={short(v)}" for k, v in point) or "default"
+
+
+def short(value: Any) -> str:
+    """A setting's value in a label: numbers with ``%g``, class configs by their class name."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict) and "class_path" in value:
+        args = value.get("init_args") or {}
+        inner = ",".join(f"{k}={short(v)}" for k, v in args.items())
+        return str(value["class_path"]).rsplit(".", 1)[-1] + (f"({inner})" if inner else "")
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def cli_value(value: Any) -> str:
+    """A setting's value as ``genae fit --key=<value>`` takes it (JSON but for plain strings)."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def settings_hash(data: Any) -> str:
+    """A short stable hash of JSON data (key order does not matter)."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+
+# ---------------------------------------------------------------------------------------------
+# expansion
+
+
+def has_choice(study: Study, method: Method) -> bool:
+    """Whether a config has something to select (a grid, or several evaluation choices)."""
+    return len(method.grid) > 1 or len(study.evaluation.recalibrate_batchnorm) > 1
+
+
+def make_trial(study: Study, method: Method, dataset_label: str | None, dataset: Settings,
+               phase: str, seed: int, point: Settings, budget: Budget,
+               recalibrate: tuple[int, ...], reuses: str | None = None) -> Trial:
+    """A trial with its stable id."""
+    split = "val" if phase == "select" else "test"
+    overrides = (*dataset, *study.overrides, *method.overrides, *point)
+    evaluation = replace(study.evaluation, recalibrate_batchnorm=recalibrate)
+    digest = settings_hash({
+        "phase": phase, "method": method.label, "config": method.config,
+        "dataset": dataset_label, "seed": seed, "point": point, "budget": asdict(budget),
+        "split": split, "overrides": overrides, "evaluation": asdict(evaluation),
+        "reuses": reuses})
+    parts = [phase, method.label, *([dataset_label] if dataset_label else []), f"s{seed}", digest]
+    return Trial(id="-".join(parts), study=study.name, phase=phase, method=method.label,
+                 config=method.config, dataset=dataset_label, seed=seed, point=point,
+                 budget=budget, split=split, evaluation=evaluation, overrides=overrides,
+                 reuses=reuses,
+                 wandb=study.wandb)
+
+
+def selection_trials(study: Study) -> list[Trial]:
+    """The ``select`` trials: every grid point of every config with a choice, one seed."""
+    budget = Budget(study.selection_steps)
+    return [make_trial(study, method, d.label, d.overrides, "select", study.selection_seed,
+                       point, budget, study.evaluation.recalibrate_batchnorm)
+            for d in study.datasets for method in study.methods if has_choice(study, method)
+            for point in method.grid]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The selected setting of one config on one dataset.
+
+    Attributes:
+        method: The config's label.
+        dataset: The dataset's label.
+        point: The selected grid point.
+        recalibrate: The selected ``recalibrate_batchnorm`` choice.
+        trial: The selection trial of that point (None for a config without a choice).
+        value: Its validation metric (None for a config without a choice).
+        done: Selection trials with a finite metric.
+        total: Selection trials of this config and dataset.
+    """
+
+    method: str
+    dataset: str | None
+    point: Settings
+    recalibrate: int
+    trial: str | None = None
+    value: float | None = None
+    done: int = 0
+    total: int = 0
+
+
+def select(study: Study, trials: Iterable[Trial], records: Mapping[str, Mapping[str, Any]],
+           settled: Iterable[str]) -> dict[tuple[str, str | None], Selection]:
+    """Per config and dataset, the (grid point, choice) of the best validation metric.
+
+    Configs without a choice are "selected" at once. A config with a choice is selected once
+    every one of its selection trials is settled (done, or failed for good) and at least one
+    has a finite metric; a tie goes to the first in the study's order.
+
+    Args:
+        study: The study.
+        trials: Its selection trials.
+        records: Trial records by id (the store's).
+        settled: Ids of the trials that will not run again.
+    """
+    settled = set(settled)
+    trials = list(trials)
+    chosen: dict[tuple[str, str | None], Selection] = {}
+    sign = 1.0 if study.selection_mode == "min" else -1.0
+    for d in study.datasets:
+        for method in study.methods:
+            if not has_choice(study, method):
+                chosen[method.label, d.label] = Selection(
+                    method.label, d.label, method.grid[0],
+                    study.evaluation.recalibrate_batchnorm[0])
+                continue
+            mine = [t for t in trials if (t.method, t.dataset) == (method.label, d.label)]
+            if not mine or any(t.id not in settled for t in mine):
+                continue
+            candidates = []
+            for order, t in enumerate(mine):
+                record = records.get(t.id) or {}
+                for choice in t.evaluation.recalibrate_batchnorm:
+                    value = (record.get("metrics") or {}).get(variant(choice), {}).get(
+                        study.selection_metric)
+                    if isinstance(value, int | float) and math.isfinite(value):
+                        candidates.append((sign * value, order, choice, t))
+            if candidates:
+                _, _, choice, best = min(candidates, key=lambda c: c[:2])
+                chosen[method.label, d.label] = Selection(
+                    method.label, d.label, best.point, choice, best.id,
+                    (records[best.id]["metrics"][variant(choice)][study.selection_metric]),
+                    len({c[3].id for c in candidates}), len(mine))
+    return chosen
+
+
+def test_trials(study: Study, selections: Mapping[tuple[str, str | None], Selection]
+                ) -> list[Trial]:
+    """The ``test`` trials at every step budget of the selected settings, every seed."""
+    out = []
+    for d in study.datasets:
+        for method in study.methods:
+            chosen = selections.get((method.label, d.label))
+            if chosen is None:
+                continue
+            for steps in study.max_steps:
+                for seed in study.seeds:
+                    reuses = (chosen.trial if chosen.trial is not None
+                              and seed == study.selection_seed
+                              and steps == study.selection_steps else None)
+                    out.append(make_trial(study, method, d.label, d.overrides, "test", seed,
+                                          chosen.point, Budget(steps), (chosen.recalibrate,),
+                                          reuses))
+    return out
+
+
+def equal_time_seconds(study: Study, tests: Iterable[Trial],
+                       records: Mapping[str, Mapping[str, Any]]
+                       ) -> dict[tuple[str | None, int], float]:
+    """The equal wall-clock budgets in seconds, by (dataset label, reference steps).
+
+    Each is the largest median training time over the seeds of the reference configs at those
+    steps, once every such trial is done (no entry before).
+    """
+    if study.equal_time is None:
+        return {}
+    seconds: dict[tuple[str | None, int], float] = {}
+    for d in study.datasets:
+        for steps in study.equal_time.steps:
+            medians = []
+            for label in study.equal_time.reference:
+                mine = [(records.get(t.id) or {}) for t in tests
+                        if (t.method, t.dataset, t.budget) == (label, d.label, Budget(steps))]
+                times = [r.get("train_seconds") for r in mine if r.get("state") == "done"]
+                if len(mine) < len(study.seeds) or len(times) < len(mine) or None in times:
+                    break
+                medians.append(statistics.median(float(s) for s in times))
+            else:
+                if medians:
+                    seconds[d.label, steps] = round(max(medians), 1)
+    return seconds
+
+
+def time_trials(study: Study, selections: Mapping[tuple[str, str | None], Selection],
+                seconds: Mapping[tuple[str | None, int], float]) -> list[Trial]:
+    """The equal wall-clock ``test`` trials of every config but the references."""
+    if study.equal_time is None:
+        return []
+    out = []
+    for (dataset, steps), budget in seconds.items():
+        overrides = next(d.overrides for d in study.datasets if d.label == dataset)
+        for method in study.methods:
+            chosen = selections.get((method.label, dataset))
+            if chosen is None or method.label in study.equal_time.reference:
+                continue
+            out += [make_trial(study, method, dataset, overrides, "test", seed, chosen.point,
+                               Budget(steps * study.equal_time.max_steps_factor, budget),
+                               (chosen.recalibrate,))
+                    for seed in study.seeds]
+    return out

@@ -1,0 +1,348 @@
+"""Run one trial as a normal run: ``genae fit`` in a fresh process, then ``genae evaluate``.
+
+:func:`execute` is what every launcher runs, once per :class:`Job` (picklable: a process pool,
+submitit and Ray ship it as it is). It claims the trial in the store, so a job whose trial is
+held elsewhere, done, or out of retries returns at once, then:
+
+1. **fit**: ``python -m genae_lightning.cli fit <the trial's arguments>`` in a fresh
+   subprocess writing the trial's run folder (``runs/<id>/``; output in ``fit.log``), with
+   ``OMP_NUM_THREADS`` set to the job's threads. A trial that was stopped (killed worker, node
+   lost, exit 3 after SIGTERM) resumes from its newest ``last.ckpt`` / ``interrupted.ckpt``.
+   The subprocess dies with its worker (Linux: ``PR_SET_PDEATHSIG``), so a killed worker
+   leaves no training behind. A trial that reuses another's run (the selection seed's test)
+   skips this step and reads that run's checkpoint.
+2. **evaluate**: :func:`genae_lightning.commands.evaluate.evaluate` in this process, on the
+   trial's split, once per ``recalibrate_batchnorm`` choice, writing
+   ``evaluation-<split>-recalibrate_batchnorm=<n>.json`` into the run folder.
+
+The record (:mod:`~genae_lightning.studies.store`) gets ``metrics`` (choice -> key -> value),
+``train_seconds`` (Lightning's ``Timer``, summed over resumes), ``steps``, ``checkpoint``,
+``run_dir``, ``fit`` (arguments, exit codes, checkpoints resumed from) and ``timings``:
+``start_seconds`` (process start until the run announced its folder: imports, config, model
+and data set-up), ``fit_seconds`` (the fit processes' wall time), ``overhead_seconds``
+(``fit_seconds - train_seconds``: start, data loading, end-of-fit priors) and
+``eval_seconds``.
+"""
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from genae_lightning.checkpoint import read_checkpoint
+from genae_lightning.commands.evaluate import evaluate
+from genae_lightning.commands.resume import LAST_PATTERNS
+from genae_lightning.studies.plan import Trial, variant
+from genae_lightning.studies.store import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_LEASE,
+    Claim,
+    Store,
+    read_json,
+    this_process,
+)
+
+INTERRUPTED = 3  # genae fit's exit status after SIGTERM / Ctrl-C with a resumable checkpoint
+RUN_FOLDER_LINE = "genae fit: run folder"  # printed once the run is set up
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a launcher runs: one trial of one store.
+
+    Attributes:
+        root: The study's root folder (the store).
+        trial_id: The trial.
+        retries: A failed trial runs again while its failures are at most this many.
+        lease: Seconds without a heartbeat after which a claim is stale.
+        heartbeat: Seconds between heartbeats.
+        threads: Torch / OpenMP threads of the fit and the evaluation (None: torch's default).
+        data_root: ``data.init_args.root`` of every fit and evaluation (where the data lies on
+            this machine; not part of the trial's id), or None for the configs' own.
+    """
+
+    root: str
+    trial_id: str
+    retries: int = 2
+    lease: float = DEFAULT_LEASE
+    heartbeat: float = DEFAULT_HEARTBEAT
+    threads: int | None = None
+    data_root: str | None = None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """How a job ended.
+
+    Attributes:
+        trial_id: The trial.
+        outcome: ``done``; ``failed`` (recorded, retried while retries are left);
+            ``interrupted`` (stopped by a signal, resumes); ``skipped`` (held elsewhere, already
+            done or out of retries); ``lost`` (its claim was taken over); ``crashed`` (the
+            worker died; set by launchers).
+        detail: The error, or why it was skipped.
+    """
+
+    trial_id: str
+    outcome: str
+    detail: str = ""
+
+
+class TrialError(RuntimeError):
+    """A trial that failed (recorded with this message, retried while retries are left)."""
+
+
+class Interrupted(RuntimeError):
+    """A fit stopped by a signal with a resumable checkpoint; the trial resumes later."""
+
+
+class ClaimLost(RuntimeError):
+    """Another worker took the trial over (this one was silent for longer than the lease)."""
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that kills the child when its parent dies (Linux), else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before any fork
+
+    def die_with_parent() -> None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    return die_with_parent
+
+
+DIE_WITH_PARENT = _parent_death_signal()
+
+
+class Heartbeat(threading.Thread):
+    """Touches a claim every ``every`` seconds; when the claim is lost, kills the fit."""
+
+    def __init__(self, claim: Claim, every: float) -> None:
+        super().__init__(daemon=True, name="study-heartbeat")
+        self.claim, self.every = claim, every
+        self.lost, self.stopped = threading.Event(), threading.Event()
+        self.child: subprocess.Popen | None = None
+
+    def run(self) -> None:
+        """Beat until stopped or lost."""
+        while not self.stopped.wait(self.every):
+            if not self.claim.heartbeat():
+                self.lost.set()
+                if self.child is not None and self.child.poll() is None:
+                    self.child.kill()
+                return
+
+
+def execute(job: Job) -> JobResult:
+    """Claim the job's trial and run it (fit, evaluate), recording the outcome in the store."""
+    store = Store(job.root, job.lease)
+    claim = store.claim(job.trial_id)
+    if claim is None:
+        return JobResult(job.trial_id, "skipped", "claimed by another worker")
+    beat = Heartbeat(claim, job.heartbeat)
+    beat.start()
+    try:
+        return _run_claimed(store, claim, beat, job)
+    finally:
+        beat.stopped.set()
+        claim.release()
+
+
+def _run_claimed(store: Store, claim: Claim, beat: Heartbeat, job: Job) -> JobResult:
+    record = store.read(job.trial_id)
+    if record is None or record["state"] == "done":
+        return JobResult(job.trial_id, "skipped", "no record" if record is None else "done")
+    if record["state"] == "running":  # the previous holder stopped without finishing
+        worker = record.get("worker") or {}
+        _fail(record, f"the worker (host {worker.get('host')}, pid {worker.get('pid')}) "
+                      "stopped during the trial (killed or lost); resuming from its checkpoint")
+    if record["failures"] > job.retries:
+        record["state"] = "failed"
+        store.write(record, claim)
+        return JobResult(job.trial_id, "skipped", f"out of retries: {record['error']}")
+    record.update(state="running", attempts=record["attempts"] + 1, worker=this_process())
+    if not store.write(record, claim):
+        return JobResult(job.trial_id, "lost", "claim taken over")
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    trial = Trial.from_json(record["trial"])
+    try:
+        TrialRun(store, claim, beat, job, trial, record).run()
+        record.update(state="done", error=None)
+        outcome = JobResult(job.trial_id, "done")
+    except Interrupted as err:
+        record.update(state="pending", error=str(err))
+        outcome = JobResult(job.trial_id, "interrupted", str(err))
+    except ClaimLost as err:
+        return JobResult(job.trial_id, "lost", str(err))
+    except Exception as err:  # any error of the trial is recorded; the study goes on
+        _fail(record, f"{type(err).__name__}: {err}")
+        outcome = JobResult(job.trial_id, "failed", record["error"])
+    record.pop("worker", None)
+    if not store.write(record, claim):
+        return JobResult(job.trial_id, "lost", "claim taken over before the record was written")
+    return outcome
+
+
+def _fail(record: dict[str, Any], error: str) -> None:
+    record["failures"] += 1
+    record["errors"].append({"attempt": record["attempts"], "error": error, "time": time.time()})
+    record.update(state="failed", error=error)
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    """The newest ``last.ckpt`` / ``interrupted.ckpt`` of a run folder (what a resume reads)."""
+    found = [p for pattern in LAST_PATTERNS for p in (run_dir / "checkpoints").glob(pattern)]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+class TrialRun:
+    """The steps of one attempt at a trial; updates ``record`` as it goes."""
+
+    def __init__(self, store: Store, claim: Claim, beat: Heartbeat, job: Job, trial: Trial,
+                 record: dict[str, Any]) -> None:
+        self.store, self.claim, self.beat, self.job = store, claim, beat, job
+        self.trial, self.record = trial, record
+        self.timings: dict[str, float] = record.setdefault("timings", {})
+
+    def save(self) -> None:
+        """Write the record so far (a later crash keeps it); stop if the claim was taken."""
+        if self.beat.lost.is_set() or not self.store.write(self.record, self.claim):
+            raise ClaimLost("another worker took the trial over")
+
+    def run(self) -> None:
+        """Fit (or reuse a run), then evaluate every choice."""
+        if self.trial.reuses is not None:
+            self.reuse(self.trial.reuses)
+        elif not (self.record.get("fit") or {}).get("done"):
+            self.fit()
+        self.evaluate()
+
+    def reuse(self, trial_id: str) -> None:
+        """Take the checkpoint, time and steps of the trial whose run this one evaluates."""
+        source = self.store.read(trial_id)
+        if source is None or source.get("state") != "done":
+            raise TrialError(f"the run of trial {trial_id}, which this trial evaluates, is not "
+                             "done; run the study's selection phase first")
+        for key in ("checkpoint", "run_dir", "train_seconds", "steps"):  # root-relative paths
+            self.record[key] = source.get(key)
+        self.record["reused"] = trial_id
+        self.timings.update({k: v for k, v in (source.get("timings") or {}).items()
+                             if k != "eval_seconds"})
+
+    def fit(self) -> None:
+        """``genae fit`` in a subprocess, resuming the run folder's checkpoint if it has one."""
+        run_dir = self.store.run_dir(self.trial.id)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        store_id = (read_json(self.store.root / "study.json") or {}).get("store_id", "study")
+        args = self.trial.fit_args(run_dir, f"{store_id}-{self.trial.id.rsplit('-', 1)[-1]}")
+        if self.job.data_root is not None:
+            args.append(f"--data.init_args.root={self.job.data_root}")
+        resume = last_checkpoint(run_dir)
+        if resume is not None:
+            args.append(f"--ckpt_path={resume}")
+        fit = self.record.setdefault("fit", {"exit_codes": [], "resumed_from": [],
+                                             "seconds": 0.0})
+        fit.update(args=args)
+        if resume is not None:
+            fit["resumed_from"].append(str(resume))
+        code, seconds, start = self.subprocess(args, run_dir / "fit.log")
+        fit["exit_codes"].append(code)
+        fit["seconds"] += seconds
+        self.timings.update(start_seconds=start, fit_seconds=round(fit["seconds"], 2))
+        if self.beat.lost.is_set():
+            raise ClaimLost("another worker took the trial over during its fit")
+        if code == INTERRUPTED or code in (-signal.SIGTERM, -signal.SIGINT):
+            self.save()
+            raise Interrupted(f"genae fit was interrupted (exit {code}); it resumes from "
+                              f"{last_checkpoint(run_dir)}")
+        if code != 0:
+            self.save()
+            raise TrialError(f"genae fit exited with status {code}: "
+                             f"{tail(run_dir / 'fit.log')} (full output: {run_dir / 'fit.log'})")
+        checkpoint = run_dir / "checkpoints" / "last.ckpt"
+        saved = read_checkpoint(checkpoint)
+        timer = (saved.get("callbacks") or {}).get("Timer") or {}
+        train = (timer.get("time_elapsed") or {}).get("train")
+        fit["done"] = True
+        self.record.update(checkpoint=self.relative(checkpoint), run_dir=self.relative(run_dir),
+                           steps=saved.get("global_step"),
+                           train_seconds=None if train is None else round(float(train), 2))
+        if train is not None:
+            self.timings["overhead_seconds"] = round(fit["seconds"] - float(train), 2)
+        self.save()
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the store's root (records stay valid when the root moves)."""
+        return str(path.relative_to(self.store.root))
+
+    def subprocess(self, args: list[str], log: Path) -> tuple[int, float, float | None]:
+        """Run ``genae fit``; returns its exit code, wall seconds and start-up seconds."""
+        threads = {} if not self.job.threads else {
+            name: str(self.job.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+        env = {**os.environ, **threads, "PYTHONUNBUFFERED": "1"}
+        command = [sys.executable, "-m", "genae_lightning.cli", *args]
+        start, announced = time.monotonic(), None
+        with open(log, "a", encoding="utf-8") as out:
+            out.write(f"\n$ {' '.join(command)}\n")
+            process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, env=env, text=True,
+                                       preexec_fn=DIE_WITH_PARENT)  # noqa: PLW1509
+            self.beat.child = process
+            self.record["worker"]["child"] = process.pid
+            self.save()
+            assert process.stdout is not None
+            for line in process.stdout:
+                out.write(line)
+                if announced is None and line.startswith(RUN_FOLDER_LINE):
+                    announced = round(time.monotonic() - start, 2)
+            code = process.wait()
+        self.beat.child = None
+        return code, time.monotonic() - start, announced
+
+    def evaluate(self) -> None:
+        """``genae evaluate`` of the checkpoint on the trial's split, once per choice."""
+        checkpoint = self.store.root / self.record["checkpoint"]
+        run_dir = self.store.root / self.record["run_dir"]
+        metrics = self.record.setdefault("metrics", {})
+        evaluations = self.record.setdefault("evaluations", {})
+        total = 0.0
+        for choice in self.trial.evaluation.recalibrate_batchnorm:
+            name = variant(choice)
+            out = run_dir / f"evaluation-{self.trial.split}-{name}.json"
+            args = self.trial.evaluate_args(checkpoint, choice, out)
+            if self.job.data_root is not None:
+                args.append(f"--data.init_args.root={self.job.data_root}")
+            start = time.monotonic()
+            with open(run_dir / "evaluate.log", "a", encoding="utf-8") as log, \
+                    contextlib.redirect_stdout(log):
+                print(f"\n$ genae evaluate {' '.join(args)}", flush=True)
+                result = evaluate(args)
+            seconds = round(time.monotonic() - start, 2)
+            total += seconds
+            metrics[name] = result["metrics"]
+            evaluations[name] = {"file": self.relative(out), "seconds": seconds,
+                                 "global_step": result["global_step"],
+                                 "batchnorm": result["batchnorm"]}
+        self.timings["eval_seconds"] = round(total, 2)
+        self.save()
+
+
+def tail(log: Path, lines: int = 6) -> str:
+    """The last lines of a log, joined (the error a failed fit printed)."""
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except FileNotFoundError:
+        return "(no output)"
+    return " | ".join(line.strip() for line in text[-lines:])
