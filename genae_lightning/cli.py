@@ -7,7 +7,9 @@ from collections.abc import Callable
 
 from genae_lightning import __version__
 from genae_lightning.commands.configs import list_configs
+from genae_lightning.commands.console import console, reporting_errors, split_verbose
 from genae_lightning.commands.evaluate import evaluate
+from genae_lightning.commands.export import export
 from genae_lightning.commands.fit import SUBCOMMANDS, fit
 from genae_lightning.commands.report import report
 from genae_lightning.commands.sample import sample
@@ -20,6 +22,7 @@ from genae_lightning.trust import split_trust, trusting
 COMMANDS: dict[str, Callable[[list[str]], object]] = {
     "sample": sample,
     "evaluate": evaluate,
+    "export": export,
     "report": report,
     "train-features": train_features,
     "traverse": traverse,
@@ -44,7 +47,9 @@ def usage() -> str:
                     for name, f in COMMANDS.items()}}
     width = max(map(len, described))
     lines += [f"  {name:<{width}}  {text}" for name, text in described.items()]
-    lines += ["", "`genae <command> --help` describes a command's arguments."]
+    lines += ["", "`genae <command> --help` describes a command's arguments.",
+              "On any command: --trust module.Class lets files name that class of yours;",
+              "--verbose (or GENAE_VERBOSE=1) prints the libraries' notices and full tracebacks."]
     return "\n".join(lines)
 
 
@@ -60,10 +65,14 @@ def unknown_command(name: str) -> str:
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``genae``: ``genae fit|validate|test ...``, ``genae sample ...``, ...
 
-    ``--trust module.Class`` (any command, repeatable) lets files name that class of yours.
+    ``--trust module.Class`` (any command, repeatable) lets files name that class of yours;
+    ``--verbose`` (any command) or ``GENAE_VERBOSE=1`` prints the libraries' notices and the
+    traceback of a user error (:mod:`~genae_lightning.commands.console`). Called from Python
+    with ``args``, errors are raised as they are, for the caller to catch.
     """
     argv, classes = split_trust(sys.argv[1:] if args is None else list(args))
-    with trusting(classes):
+    argv, verbose = split_verbose(argv)
+    with trusting(classes), console(verbose), reporting_errors(verbose or args is not None):
         run(argv)
 
 

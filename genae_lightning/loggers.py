@@ -133,6 +133,8 @@ class GenaeWandbLogger(WandbLogger):
             name=name, save_dir=save_dir, offline=resolve_offline(offline, save_dir),
             project=project, log_model=log_model, group=group, tags=list(tags or []), **kwargs,
         )
+        if self._wandb_init.get("anonymous") is None:  # wandb 0.31 warns about any value
+            self._wandb_init.pop("anonymous", None)
 
     def describe_run(
         self,

@@ -7,12 +7,21 @@ import lightning as L
 import pytest
 import torch
 
+from tests.journeys.installed import install_copy
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("GENAE_OFFLINE", "1")  # never download FID weights from a test
 torch.set_num_threads(1)  # tiny models: one thread per process is fastest
+
+
+@pytest.fixture(scope="session")
+def installed_genae(tmp_path_factory) -> Path:
+    """The ``bin`` folder of a venv where this working tree is pip-installed (non-editable),
+    shared by the session's tests (tests/journeys/installed.py)."""
+    return install_copy(tmp_path_factory.mktemp("installed"))
 
 
 @pytest.fixture

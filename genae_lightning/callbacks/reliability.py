@@ -102,8 +102,6 @@ class NonFiniteGuard(L.Callback):
             return False
         saved = self.save_last_good(trainer, pl_module)
         last = {k: round(float(v), 6) for k, v in self._last_finite.items()}
-        if finite_here:  # the bad terms are another process's
-            values = {"loss terms of another process": torch.tensor(float("nan"))}
         raise nonfinite_error(pl_module, values,
                               f" (last finite values: {last or 'none yet'}). {saved}")
 

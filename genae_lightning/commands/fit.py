@@ -7,6 +7,8 @@ config arguments composed first (:mod:`~genae_lightning.commands.config_files`).
 """
 
 import sys
+import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -23,12 +25,14 @@ from genae_lightning.checkpoint import read_checkpoint
 from genae_lightning.checkpoint_io import SAFE_CHECKPOINT_IO
 from genae_lightning.commands.checkpoints import checkpoint_file
 from genae_lightning.commands.config_files import expand_config_args, fill_logger_dirs
+from genae_lightning.commands.console import say
 from genae_lightning.commands.resume import check_data, check_method, find_last_checkpoint
 from genae_lightning.commands.run_folders import (
     checkpoint_run_folder,
     run_description,
     write_into_run_folder,
 )
+from genae_lightning.commands.summary import fit_summary, relative, run_folder
 from genae_lightning.data import ImageDataModule
 from genae_lightning.loggers import add_run_arguments, describe_runs
 from genae_lightning.methods import GenerativeAutoencoder
@@ -70,7 +74,8 @@ class GenaeCLI(LightningCLI):
             return
         if ckpt_path == "last":
             ckpt_path = find_last_checkpoint(self.trainer)
-            rank_zero_info(f"--ckpt_path last: resuming from {ckpt_path}")
+            if self.trainer.is_global_zero:
+                say(f"--ckpt_path last: resuming from {ckpt_path}")
             self.config_init[subcommand]["ckpt_path"] = str(ckpt_path)
         path = checkpoint_file(ckpt_path)
         checkpoint = read_checkpoint(path)
@@ -88,8 +93,23 @@ class GenaeCLI(LightningCLI):
         describe_runs(self.trainer, self.model, self.datamodule, self.config[self.subcommand],
                       **run_description(self.subcommand,
                                         self.config_init[self.subcommand].get("ckpt_path")))
+        if self.subcommand == "fit":
+            self.announce_run()
 
     before_validate = before_test = before_fit
+
+    def announce_run(self) -> None:
+        """Say where the run writes before it starts (every rank asks: the folder is broadcast)."""
+        self.started = time.monotonic()
+        folder = run_folder(self.trainer)
+        if self.trainer.is_global_zero:
+            say(f"genae fit: run folder {relative(folder)}")
+
+    def after_fit(self) -> None:
+        """Say what the run wrote and its final metrics."""
+        folder = run_folder(self.trainer)  # on every rank: a collective under DDP
+        if self.trainer.is_global_zero:
+            say(fit_summary(self.trainer, folder, time.monotonic() - self.started))
 
     def before_predict(self) -> None:
         """Refuse to predict without a checkpoint, or with one of another method or settings.
@@ -142,6 +162,8 @@ def fit(argv: list[str]) -> None:
     it early with a resumable ``interrupted.ckpt`` (see docs/errors.md, "Interrupts").
     """
     interrupt = GracefulInterrupt()
+    # genae passes the composed arguments on purpose: Lightning's notice about it is misleading
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     try:
         GenaeCLI(
             GenerativeAutoencoder,

@@ -61,10 +61,10 @@ def test_removing_an_empty_log_folder_makes_no_collective(tmp_path) -> None:
 def test_a_bad_batch_on_another_process_skips_or_stops_this_one_too(tmp_path) -> None:
     """The guard decides with the other processes (else one steps while another waits)."""
 
-    def fit(guard: NonFiniteGuard) -> AE:
+    def fit(guard: NonFiniteGuard | None) -> AE:
         torch.manual_seed(0)
         model = AE(image_shape=(1, 4, 4), latent_dim=2, backbone=MLPBackbone(hidden=[8]))
-        trainer = tiny_trainer(tmp_path, max_steps=3, callbacks=[guard])
+        trainer = tiny_trainer(tmp_path, max_steps=3, callbacks=[guard] if guard else [])
         decide = trainer.strategy.reduce_boolean_decision  # this process's batches are finite:
         trainer.strategy.reduce_boolean_decision = lambda decision, all=True: decide(
             decision and trainer.global_step != 1, all)  # another one's is not at step 1
@@ -76,6 +76,9 @@ def test_a_bad_batch_on_another_process_skips_or_stops_this_one_too(tmp_path) ->
     with pytest.raises(NonFiniteLossError, match="non-finite loss terms of another process at "
                                                  "step 1.*Saved the weights"):
         fit(NonFiniteGuard())
+    with pytest.raises(NonFiniteLossError, match="non-finite loss terms of another process at "
+                                                 "step 1.*No checkpoint was written"):
+        fit(None)  # without the guard (the Python API), the run stops on every process too
 
 
 class RankOne:

@@ -142,8 +142,8 @@ def test_a_bad_device_index_or_command_lists_what_is_valid(ckpt, tmp_path, capsy
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "unknown command 'fitt'; did you mean fit?" in err
-    assert ("the commands are: fit, validate, test, predict, sample, evaluate, report, "
-            "train-features, traverse, configs") in err
+    assert ("the commands are: fit, validate, test, predict, sample, evaluate, export, "
+            "report, train-features, traverse, configs") in err
 
 
 def test_missing_inputs_are_errors_naming_them(ckpt, tmp_path, monkeypatch) -> None:

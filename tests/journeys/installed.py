@@ -1,0 +1,44 @@
+"""A plain (non-editable) ``pip install`` of this working tree into a throwaway venv.
+
+The venv reuses this interpreter's packages (torch, lightning, ...) through a ``.pth`` file, so
+only genae-lightning itself is built and installed: about 10 s. Commands run with the installed
+copy only (no ``PYTHONPATH``), from a folder outside the repository.
+"""
+
+import os
+import shutil
+import site
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(args: list, cwd: Path, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
+    """Run ``args`` in ``cwd`` without ``PYTHONPATH``; fail with its output when it fails."""
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    environment.update(env)
+    result = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
+                            timeout=timeout, env=environment)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
+def install_copy(folder: Path) -> Path:
+    """Install a copy of the working tree (tracked and untracked, not ignored files) into a new
+    venv under ``folder``; return the venv's ``bin`` folder."""
+    source = folder / "source"  # a copy: building in place would leave build/ in the repo
+    files = run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], REPO).stdout
+    for name in files.splitlines():
+        if (REPO / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, source / name)
+    venv = folder / "venv"
+    run([sys.executable, "-m", "venv", "--without-pip", venv], folder)
+    # the dependencies (torch, ...) and the build backend come from this interpreter's packages
+    (next(venv.glob("lib/python*/site-packages")) / "deps.pth").write_text(
+        "\n".join(site.getsitepackages()) + "\n")
+    run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps",
+         "--no-build-isolation", source], folder)
+    return venv / "bin"
