@@ -7,6 +7,7 @@ docstring line (after ``genae study <name>:``) is its help; a new one (``report`
 """
 
 import argparse
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -59,13 +60,20 @@ def run_command(argv: list[str]) -> StudyState | None:
           f"{getattr(launcher, 'workers', '?')} worker(s) of {launcher.threads} thread(s)",
           flush=True)
     options = Options(args.retries, args.lease, args.heartbeat, args.poll, args.data_root)
+    start = time.monotonic()
     try:
         state = run_study(study, root, launcher, options,
                           log=lambda line: print(line, flush=True))
     finally:
         launcher.close()
+    wall, busy = time.monotonic() - start, state.busy_seconds()
+    workers = getattr(launcher, "workers", 1)
     print(f"study {study.name}: {state.count('done')} of {len(state.trials)} trial(s) done, "
           f"{state.count('failed')} failed; records in {root / 'trials'}", flush=True)
+    if busy:
+        print(f"wall time {wall:.0f} s; the trials run here took {busy:.0f} s of fit and "
+              f"evaluation, {busy / workers:.0f} s over {workers} worker(s) "
+              f"({busy / workers / wall:.0%} busy)", flush=True)
     return state
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from genae_lightning.studies.spec import Evaluation, Method, Settings, Study
 
 PHASES = ("select", "test")
-NO_TIME_LIMIT = {"days": 365}  # max_time of step budgets: the Timer still measures training
+NO_TIME_LIMIT = "365:00:00:00"  # max_time of step budgets (DD:HH:MM:SS): the Timer measures
 
 
 @dataclass(frozen=True)
@@ -40,18 +40,18 @@ class Budget:
 
     Attributes:
         max_steps: ``trainer.max_steps``.
-        max_seconds: ``trainer.max_time`` in seconds (equal wall-clock trials), else None.
+        max_seconds: ``trainer.max_time`` in whole seconds (equal wall-clock trials), else None.
     """
 
     max_steps: int
-    max_seconds: float | None = None
+    max_seconds: int | None = None
 
     @property
     def name(self) -> str:
         """``steps=2000`` or ``time=837s``: the report's column."""
         if self.max_seconds is None:
             return f"steps={self.max_steps}"
-        return f"time={self.max_seconds:g}s"
+        return f"time={self.max_seconds}s"
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class Trial:
         set, so that Lightning's ``Timer`` measures the training time into the checkpoints.
         """
         budget = self.budget
-        max_time = NO_TIME_LIMIT if budget.max_seconds is None else {"seconds": budget.max_seconds}
+        max_time = NO_TIME_LIMIT if budget.max_seconds is None else f"00:00:00:{budget.max_seconds}"
         loggers: list[dict[str, Any]] = [{
             "class_path": "genae_lightning.loggers.GenaeCSVLogger",
             "init_args": {"save_dir": str(run_dir.parent), "name": None, "version": run_dir.name}}]
@@ -136,7 +136,7 @@ class Trial:
         return ["fit", "--config", self.config,
                 *(f"--{key}={cli_value(value)}" for key, value in self.overrides),
                 f"--seed_everything={self.seed}", f"--trainer.max_steps={budget.max_steps}",
-                f"--trainer.max_time={json.dumps(max_time)}",
+                f"--trainer.max_time={max_time}",
                 f"--trainer.default_root_dir={run_dir}",
                 f"--trainer.logger={json.dumps(loggers)}", "--trainer.enable_progress_bar=false"]
 
@@ -332,15 +332,15 @@ def test_trials(study: Study, selections: Mapping[tuple[str, str | None], Select
 
 def equal_time_seconds(study: Study, tests: Iterable[Trial],
                        records: Mapping[str, Mapping[str, Any]]
-                       ) -> dict[tuple[str | None, int], float]:
+                       ) -> dict[tuple[str | None, int], int]:
     """The equal wall-clock budgets in seconds, by (dataset label, reference steps).
 
     Each is the largest median training time over the seeds of the reference configs at those
-    steps, once every such trial is done (no entry before).
+    steps, in whole seconds (at least 1), once every such trial is done (no entry before).
     """
     if study.equal_time is None:
         return {}
-    seconds: dict[tuple[str | None, int], float] = {}
+    seconds: dict[tuple[str | None, int], int] = {}
     for d in study.datasets:
         for steps in study.equal_time.steps:
             medians = []
@@ -353,12 +353,12 @@ def equal_time_seconds(study: Study, tests: Iterable[Trial],
                 medians.append(statistics.median(float(s) for s in times))
             else:
                 if medians:
-                    seconds[d.label, steps] = round(max(medians), 1)
+                    seconds[d.label, steps] = max(1, round(max(medians)))
     return seconds
 
 
 def time_trials(study: Study, selections: Mapping[tuple[str, str | None], Selection],
-                seconds: Mapping[tuple[str | None, int], float]) -> list[Trial]:
+                seconds: Mapping[tuple[str | None, int], int]) -> list[Trial]:
     """The equal wall-clock ``test`` trials of every config but the references."""
     if study.equal_time is None:
         return []

@@ -78,6 +78,17 @@ class StudyState:
         """Trials in ``state``."""
         return sum(self.records.get(t.id, {}).get("state") == state for t in self.trials)
 
+    def busy_seconds(self) -> float:
+        """Worker seconds of the trials this driver ran to the end: fits and evaluations."""
+        total = 0.0
+        for result in self.results:
+            record = self.records.get(result.trial_id) or {}
+            timings = record.get("timings") or {}
+            if result.outcome == "done":
+                total += timings.get("eval_seconds") or 0.0
+                total += 0.0 if record.get("reused") else timings.get("fit_seconds") or 0.0
+        return total
+
 
 def runnable(record: dict[str, Any] | None, retries: int) -> bool:
     """Whether a trial may run (again): not done, and not out of retries."""
@@ -109,6 +120,11 @@ def run_study(study: Study, root: str | Path, launcher: Launcher, options: Optio
     done = [t.id for t in chosen_from if settled(records.get(t.id), options.retries)]
     state.selections = select(study, chosen_from, records, done)
     write_selection(store, state.selections, study)
+    for key in sorted({(t.method, t.dataset) for t in chosen_from} - set(state.selections),
+                      key=str):
+        log(f"no selection for {key[0]}{f' on {key[1]}' if key[1] else ''}: none of its "
+            f"selection trials has a finite {study.selection_metric} (see their records' "
+            "errors); its test trials are not run")
     for selection in state.selections.values():
         if selection.trial is not None:
             where = f" on {selection.dataset}" if selection.dataset else ""
@@ -153,9 +169,8 @@ def run_phase(store: Store, trials: Sequence[Trial], launcher: Launcher, options
                 and store.holder(t.id) is None]
         if todo:
             launcher.submit([job(store, t, options) for t in todo])
-            for result in launcher.wait():
-                state.results.append(result)
-                log(describe(result, store.read(result.trial_id)))
+            state.results += launcher.wait(
+                lambda result: log(describe(result, store.read(result.trial_id))))
             continue
         waiting = [t for t in trials if not settled(records[t.id], options.retries)]
         if not waiting:

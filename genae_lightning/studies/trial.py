@@ -181,9 +181,9 @@ def _run_claimed(store: Store, claim: Claim, beat: Heartbeat, job: Job) -> JobRe
         TrialRun(store, claim, beat, job, trial, record).run()
         record.update(state="done", error=None)
         outcome = JobResult(job.trial_id, "done")
-    except Interrupted as err:
-        record.update(state="pending", error=str(err))
-        outcome = JobResult(job.trial_id, "interrupted", str(err))
+    except (Interrupted, KeyboardInterrupt) as err:
+        record.update(state="pending", error=str(err) or "interrupted (Ctrl-C)")
+        outcome = JobResult(job.trial_id, "interrupted", record["error"])
     except ClaimLost as err:
         return JobResult(job.trial_id, "lost", str(err))
     except Exception as err:  # any error of the trial is recorded; the study goes on
@@ -303,11 +303,16 @@ class TrialRun:
             self.record["worker"]["child"] = process.pid
             self.save()
             assert process.stdout is not None
-            for line in process.stdout:
-                out.write(line)
-                if announced is None and line.startswith(RUN_FOLDER_LINE):
-                    announced = round(time.monotonic() - start, 2)
-            code = process.wait()
+            try:
+                for line in process.stdout:
+                    out.write(line)
+                    if announced is None and line.startswith(RUN_FOLDER_LINE):
+                        announced = round(time.monotonic() - start, 2)
+                code = process.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached the fit too: it saves interrupted.ckpt
+                process.wait()
+                raise Interrupted("interrupted (Ctrl-C); the fit resumes from its checkpoint"
+                                  ) from None
         self.beat.child = None
         return code, time.monotonic() - start, announced
 

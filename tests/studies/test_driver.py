@@ -27,10 +27,14 @@ class InlineLauncher:
     def submit(self, jobs) -> None:
         self.jobs += jobs
 
-    def wait(self):
+    def wait(self, on_result=None):
         jobs, self.jobs = self.jobs, []
         self.ran += [job.trial_id for job in jobs]
-        return [execute(job) for job in jobs]
+        results = [execute(job) for job in jobs]
+        for result in results:
+            if on_result is not None:
+                on_result(result)
+        return results
 
     def close(self) -> None:
         pass
@@ -114,3 +118,17 @@ def load_trial(study):
     from genae_lightning.studies.plan import selection_trials
 
     return selection_trials(study)[0]
+
+
+def test_a_config_whose_selection_failed_is_not_tested(study, tmp_path, monkeypatch) -> None:
+    def fail_ae_grid(self: TrialRun) -> None:
+        if self.trial.phase == "select":
+            raise trial_module.TrialError("diverged")
+        fake_run(self)
+
+    monkeypatch.setattr(TrialRun, "run", fail_ae_grid)
+    lines: list[str] = []
+    state = run_study(study, tmp_path, InlineLauncher(), Options(retries=0), log=lines.append)
+    assert ("ae", "synthetic") not in state.selections
+    assert [t.method for t in state.trials if t.phase == "test"] == ["beta_vae"] * 2
+    assert any(line.startswith("no selection for ae on synthetic") for line in lines)

@@ -83,9 +83,9 @@ def test_equal_time_uses_the_slowest_reference_median(study) -> None:
     assert equal_time_seconds(timed, tests, records) == {}  # references not done
     for trial, seconds in zip([t for t in tests if t.method == "ae"], (10.0, 30.0), strict=True):
         records[trial.id] = done(1.0, train_seconds=seconds)
-    assert equal_time_seconds(timed, tests, records) == {("synthetic", 12): 20.0}
-    trials = time_trials(timed, selections, {("synthetic", 12): 20.0})
-    assert [(t.method, t.budget) for t in trials] == [("beta_vae", Budget(36, 20.0))] * 2
+    assert equal_time_seconds(timed, tests, records) == {("synthetic", 12): 20}
+    trials = time_trials(timed, selections, {("synthetic", 12): 20})
+    assert [(t.method, t.budget) for t in trials] == [("beta_vae", Budget(36, 20))] * 2
     assert trials[0].budget.name == "time=20s"
 
 
@@ -118,3 +118,10 @@ def test_genae_fit_takes_the_trial_arguments(study, tmp_path, capsys) -> None:
     assert args["config"]["study"]["point"] == {"model.init_args.latent_dim": 4}
     assert config["model"]["init_args"]["latent_dim"] == 4 and config["seed_everything"] == 0
     assert config["data"]["class_path"] == "genae_lightning.data.SyntheticImages"
+    assert config["trainer"]["max_time"] == "365:00:00:00"  # a Timer measures the training
+    timed = replace(trial, budget=Budget(36, 20))
+    with pytest.raises(SystemExit):
+        fit([*timed.fit_args(run_dir), "--print_config"])
+    config = yaml.safe_load(capsys.readouterr().out)
+    assert config["trainer"]["max_time"] == "00:00:00:20"
+    assert config["trainer"]["max_steps"] == 36

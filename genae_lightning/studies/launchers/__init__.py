@@ -7,9 +7,9 @@ are the store's (:mod:`~genae_lightning.studies.store`), so a launcher may run a
 one, or run it on another machine, and the study stays correct. The protocol:
 
 - ``submit(jobs)``: start the jobs (returns at once, or when they are queued);
-- ``wait()``: block until every submitted job has ended; return their
-  :class:`~genae_lightning.studies.trial.JobResult` s (``crashed`` for a job whose worker
-  died);
+- ``wait(on_result)``: block until every submitted job has ended, calling ``on_result`` with
+  each :class:`~genae_lightning.studies.trial.JobResult` as it comes (``crashed`` for a job
+  whose worker died); return them all;
 - ``close()``: release the workers.
 
 Adding one (``slurm`` through submitit's ``AutoExecutor``, ``ray`` through ``ray.remote``):
@@ -19,7 +19,7 @@ its name to :data:`LAUNCHERS`. ``Job`` and ``execute`` are picklable as they are
 :mod:`~genae_lightning.studies.launchers.local`.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from genae_lightning.studies.launchers.local import LocalLauncher
@@ -36,8 +36,8 @@ class Launcher(Protocol):
         """Start the jobs."""
         ...
 
-    def wait(self) -> list[JobResult]:
-        """Block until every submitted job has ended; their results."""
+    def wait(self, on_result: Callable[[JobResult], None] | None = None) -> list[JobResult]:
+        """Block until every submitted job has ended; their results, each to ``on_result``."""
         ...
 
     def close(self) -> None:

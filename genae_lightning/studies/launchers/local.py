@@ -14,7 +14,7 @@ driver resubmits the trials, which resume from their checkpoints.
 
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
@@ -74,18 +74,25 @@ class LocalLauncher:
         for job in jobs:
             self._futures[pool.submit(execute, replace(job, threads=self.threads))] = job.trial_id
 
-    def wait(self) -> list[JobResult]:
-        """Every submitted job's result, once all have ended (``crashed``: its worker died)."""
+    def wait(self, on_result: Callable[[JobResult], None] | None = None) -> list[JobResult]:
+        """Every submitted job's result once all have ended, each to ``on_result`` as it ends.
+
+        A job whose worker died is ``crashed``; the pool is then closed (the next ``submit``
+        starts a new one).
+        """
         results, broken = [], False
         for future in as_completed(self._futures):
             trial_id = self._futures[future]
             try:
-                results.append(future.result())
+                result = future.result()
             except BrokenProcessPool:
                 broken = True
-                results.append(JobResult(trial_id, "crashed", "a worker process died"))
+                result = JobResult(trial_id, "crashed", "a worker process died")
             except Exception as err:  # execute records trial errors itself; this is the pool's
-                results.append(JobResult(trial_id, "crashed", f"{type(err).__name__}: {err}"))
+                result = JobResult(trial_id, "crashed", f"{type(err).__name__}: {err}")
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
         self._futures.clear()
         if broken:
             self.close()
