@@ -3,8 +3,8 @@
 Seeds, a selection grid scored on validation, test numbers of the selected settings, and equal
 step and wall-clock budgets:
 
-- :mod:`~genae_lightning.studies.spec`: a study file (YAML) -> a validated ``Study``; bundled
-  studies (``configs/studies/``) by name.
+- :mod:`~genae_lightning.studies.spec`: a study file (YAML) -> a validated ``Study``
+  (:mod:`~genae_lightning.studies.definition`); bundled studies (``configs/studies/``) by name.
 - :mod:`~genae_lightning.studies.plan`: a ``Study`` -> ``Trial`` s (stable ids, ``genae fit``
   and ``genae evaluate`` arguments) and the selection on validation.
 - :mod:`~genae_lightning.studies.store`: the study's state on disk (one atomically written

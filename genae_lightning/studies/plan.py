@@ -1,4 +1,4 @@
-"""A :class:`~genae_lightning.studies.spec.Study` expanded into trials; the selection.
+"""A :class:`~genae_lightning.studies.definition.Study` expanded into trials; the selection.
 
 Phases, in order (:mod:`~genae_lightning.studies.run` drives them):
 
@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from genae_lightning.studies.spec import Evaluation, Method, Settings, Study
+from genae_lightning.studies.definition import Evaluation, Method, Settings, Study
 
 PHASES = ("select", "test")
 NO_TIME_LIMIT = "365:00:00:00"  # max_time of step budgets (DD:HH:MM:SS): the Timer measures

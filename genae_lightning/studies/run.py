@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genae_lightning.studies.definition import Study
 from genae_lightning.studies.launchers import Launcher
 from genae_lightning.studies.plan import (
     Selection,
@@ -34,7 +35,6 @@ from genae_lightning.studies.plan import (
     time_trials,
     variant,
 )
-from genae_lightning.studies.spec import Study
 from genae_lightning.studies.store import DEFAULT_HEARTBEAT, DEFAULT_LEASE, Store, write_json
 from genae_lightning.studies.trial import Job, JobResult
 

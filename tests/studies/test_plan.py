@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from genae_lightning.studies import plan
+from genae_lightning.studies.definition import EqualTime
 from genae_lightning.studies.plan import (
     Budget,
     Trial,
@@ -15,7 +16,7 @@ from genae_lightning.studies.plan import (
     selection_trials,
     time_trials,
 )
-from genae_lightning.studies.spec import EqualTime, load_study
+from genae_lightning.studies.spec import load_study
 
 
 @pytest.fixture(scope="module")
