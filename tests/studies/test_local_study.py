@@ -2,7 +2,9 @@
 
 One uninterrupted study (two drivers started at once on one root: they split the trials and
 train none twice) is the reference; a rerun trains nothing; a study whose driver and a worker
-are killed (``kill -9``) mid-trial and then restarted ends with the same numbers.
+are killed (``kill -9``) mid-trial and then restarted ends with the same numbers. One test
+runs them in turn (each check is a function below), so that ``pytest -n auto`` runs the
+reference study once.
 """
 
 import json
@@ -13,8 +15,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-import pytest
 
 from genae_lightning.studies.plan import Trial, selection_trials
 from genae_lightning.studies.spec import load_study
@@ -33,7 +33,7 @@ def driver(root: Path, *extra: str) -> subprocess.Popen:
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def finish(process: subprocess.Popen, timeout: float = 240) -> str:
+def finish(process: subprocess.Popen, timeout: float = 600) -> str:
     out, _ = process.communicate(timeout=timeout)
     assert process.returncode == 0, out
     return out
@@ -50,17 +50,19 @@ def numbers(store: Store) -> dict[str, tuple]:
             store.records().items()}
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> Store:
-    """The tiny study, run by two drivers at once on one root."""
-    root = tmp_path_factory.mktemp("reference") / "tiny"
-    first, second = driver(root), driver(root)
+def test_the_tiny_study_end_to_end(tmp_path) -> None:
+    root = tmp_path / "reference" / "tiny"
+    first, second = driver(root), driver(root)  # two drivers at once on one study
     outputs = finish(first) + finish(second)
     assert "6 of 6 trial(s) done" in outputs, outputs
-    return Store(root)
+    reference = Store(root)
+    check_every_trial_ran_once(reference)
+    check_the_selection_and_its_tests(reference)
+    check_a_rerun_trains_nothing(reference)
+    check_a_killed_study_resumes_to_the_same_numbers(reference, tmp_path / "killed")
 
 
-def test_two_drivers_run_every_trial_once(reference) -> None:
+def check_every_trial_ran_once(reference: Store) -> None:
     records = reference.records()
     assert len(records) == 6 and all(r["state"] == "done" for r in records.values())
     for tid, record in records.items():
@@ -69,7 +71,8 @@ def test_two_drivers_run_every_trial_once(reference) -> None:
     assert not list((reference.root / "claims").iterdir())  # every claim released
 
 
-def test_selection_picks_the_lowest_validation_metric_and_tests_it(reference) -> None:
+def check_the_selection_and_its_tests(reference: Store) -> None:
+    """The lowest validation metric is selected; the test trials use it, one reuses its run."""
     study = load_study("tiny")
     records = reference.records()
     grid = [records[t.id] for t in selection_trials(study)]
@@ -94,17 +97,17 @@ def test_selection_picks_the_lowest_validation_metric_and_tests_it(reference) ->
         assert timings["eval_seconds"] >= 0
 
 
-def test_a_rerun_trains_nothing(reference) -> None:
+def check_a_rerun_trains_nothing(reference: Store) -> None:
     before = {p: p.stat().st_mtime_ns for p in (reference.root / "trials").iterdir()}
     out = finish(driver(reference.root))
     assert "6 of 6 trial(s) done" in out and "done     " not in out, out
     assert {p: p.stat().st_mtime_ns for p in (reference.root / "trials").iterdir()} == before
 
 
-def test_killed_driver_and_worker_resume_to_the_same_numbers(reference, tmp_path) -> None:
+def check_a_killed_study_resumes_to_the_same_numbers(reference: Store, folder: Path) -> None:
     """The store of a study stopped before its last trial (beta-VAE, seed 1): run it, kill -9
     the worker and the driver while its fit is mid-way, restart, compare every trial."""
-    root = tmp_path / "tiny"
+    root = folder / "tiny"
     shutil.copytree(reference.root, root)
     store = Store(root)
     removed = [tid for tid in store.trial_ids() if tid.startswith("test-beta_vae-synthetic-s1")]
@@ -113,7 +116,7 @@ def test_killed_driver_and_worker_resume_to_the_same_numbers(reference, tmp_path
         shutil.rmtree(store.run_dir(tid))
     first = driver(root)
     victim, record = None, None
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 600
     while victim is None and time.monotonic() < deadline:
         for tid in removed:  # a fit that checkpointed before its last step
             steps = [int(p.stem.split("step=")[1]) for p in
