@@ -171,6 +171,19 @@ def variant(recalibrate: int) -> str:
     return f"recalibrate_batchnorm={recalibrate}"
 
 
+def result_metrics(record: Mapping[str, Any]) -> dict[str, float] | None:
+    """A done test trial's metrics (its one evaluation choice); None until it is done.
+
+    What ``genae study report`` tabulates: mean and spread over the seeds of the test trials
+    that share a config, dataset and budget (:attr:`Budget.name`).
+    """
+    if record.get("state") != "done":
+        return None
+    trial = record["trial"]
+    choices = trial["evaluation"]["recalibrate_batchnorm"]
+    return dict(record["metrics"][variant(choices[0])]) if len(choices) == 1 else None
+
+
 def point_label(point: Settings) -> str:
     """A grid point as ``l2_weight=0.01/...`` (last key parts), ``default`` without one.
 
@@ -328,6 +341,9 @@ def test_trials(study: Study, selections: Mapping[tuple[str, str | None], Select
                                           chosen.point, Budget(steps), (chosen.recalibrate,),
                                           reuses))
     return out
+
+
+test_trials.__test__ = False  # a phase, not a pytest test, when a test module imports it
 
 
 def equal_time_seconds(study: Study, tests: Iterable[Trial],

@@ -17,7 +17,8 @@ held elsewhere, done, or out of retries returns at once, then:
 
 The record (:mod:`~genae_lightning.studies.store`) gets ``metrics`` (choice -> key -> value),
 ``train_seconds`` (Lightning's ``Timer``, summed over resumes), ``steps``, ``checkpoint``,
-``run_dir``, ``fit`` (arguments, exit codes, checkpoints resumed from) and ``timings``:
+``run_dir``, ``wandb_id`` (its W&B run's id, when it has one), ``fit`` (arguments, exit codes,
+checkpoints resumed from) and ``timings``:
 ``start_seconds`` (process start until the run announced its folder: imports, config, model
 and data set-up), ``fit_seconds`` (the fit processes' wall time), ``overhead_seconds``
 (``fit_seconds - train_seconds``: start, data loading, end-of-fit priors) and
@@ -235,7 +236,7 @@ class TrialRun:
         if source is None or source.get("state") != "done":
             raise TrialError(f"the run of trial {trial_id}, which this trial evaluates, is not "
                              "done; run the study's selection phase first")
-        for key in ("checkpoint", "run_dir", "train_seconds", "steps"):  # root-relative paths
+        for key in ("checkpoint", "run_dir", "train_seconds", "steps", "wandb_id"):
             self.record[key] = source.get(key)
         self.record["reused"] = trial_id
         self.timings.update({k: v for k, v in (source.get("timings") or {}).items()
@@ -246,7 +247,10 @@ class TrialRun:
         run_dir = self.store.run_dir(self.trial.id)
         run_dir.mkdir(parents=True, exist_ok=True)
         store_id = (read_json(self.store.root / "study.json") or {}).get("store_id", "study")
-        args = self.trial.fit_args(run_dir, f"{store_id}-{self.trial.id.rsplit('-', 1)[-1]}")
+        wandb_id = f"{store_id}-{self.trial.id.rsplit('-', 1)[-1]}"
+        args = self.trial.fit_args(run_dir, wandb_id)
+        if self.trial.wandb is not None:
+            self.record["wandb_id"] = wandb_id
         if self.job.data_root is not None:
             args.append(f"--data.init_args.root={self.job.data_root}")
         resume = last_checkpoint(run_dir)

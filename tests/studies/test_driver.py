@@ -8,7 +8,7 @@ tests/studies/test_local_study.py.
 import pytest
 
 from genae_lightning.studies import trial as trial_module
-from genae_lightning.studies.plan import variant
+from genae_lightning.studies.plan import result_metrics, variant
 from genae_lightning.studies.run import Options, run_study
 from genae_lightning.studies.spec import load_study
 from genae_lightning.studies.store import Store
@@ -62,6 +62,9 @@ def test_a_study_runs_selects_and_tests_then_a_rerun_runs_nothing(study, tmp_pat
     assert state.count("done") == 6 and len(launcher.ran) == 6
     chosen = state.selections[("ae", "synthetic")]
     assert dict(chosen.point) == {"model.init_args.latent_dim": 4} and chosen.value == 4.0
+    tests = {r["id"]: result_metrics(r) for r in state.records.values()
+             if r["trial"]["phase"] == "test"}
+    assert sorted(m["val/rec_sse"] for m in tests.values()) == [4.0, 5.0, 6.0, 7.0]
     again = InlineLauncher()
     assert run_study(study, tmp_path, again, Options(), log=lambda _: None).count("done") == 6
     assert again.ran == []

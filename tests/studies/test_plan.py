@@ -6,7 +6,6 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from genae_lightning.studies import plan
 from genae_lightning.studies.definition import EqualTime
 from genae_lightning.studies.plan import (
     Budget,
@@ -14,6 +13,7 @@ from genae_lightning.studies.plan import (
     equal_time_seconds,
     select,
     selection_trials,
+    test_trials,
     time_trials,
 )
 from genae_lightning.studies.spec import load_study
@@ -65,13 +65,13 @@ def test_selection_takes_the_lowest_once_the_grid_is_settled(study) -> None:
 def test_test_trials_reuse_the_selection_run_for_its_seed(study) -> None:
     grid = selection_trials(study)
     records = {grid[0].id: done(3.0), grid[1].id: done(2.0)}
-    tests = plan.test_trials(study, select(study, grid, records, list(records)))
+    tests = test_trials(study, select(study, grid, records, list(records)))
     ae = [t for t in tests if t.method == "ae"]
     assert [(t.seed, t.reuses) for t in ae] == [(0, grid[1].id), (1, None)]
     assert all(t.point == grid[1].point and t.split == "test" for t in ae)
     assert [t.reuses for t in tests if t.method == "beta_vae"] == [None, None]
     two_budgets = replace(study, max_steps=(12, 24))
-    more = plan.test_trials(two_budgets, select(two_budgets, grid, records, list(records)))
+    more = test_trials(two_budgets, select(two_budgets, grid, records, list(records)))
     assert sum(t.reuses is not None for t in more) == 1 and len(more) == 8
 
 
@@ -80,7 +80,7 @@ def test_equal_time_uses_the_slowest_reference_median(study) -> None:
     grid = selection_trials(timed)
     records = {grid[0].id: done(3.0), grid[1].id: done(2.0)}
     selections = select(timed, grid, records, list(records))
-    tests = plan.test_trials(timed, selections)
+    tests = test_trials(timed, selections)
     assert equal_time_seconds(timed, tests, records) == {}  # references not done
     for trial, seconds in zip([t for t in tests if t.method == "ae"], (10.0, 30.0), strict=True):
         records[trial.id] = done(1.0, train_seconds=seconds)
