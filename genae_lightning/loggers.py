@@ -154,8 +154,10 @@ class GenaeWandbLogger(WandbLogger):
         the logger has one) to ``dataset``; the job type (unless the logger has one) to
         ``job_type``; adds ``method`` and ``dataset`` to the tags, and makes the W&B run config
         ``config`` (nested) plus the flat keys ``method``, ``dataset``, ``seed`` and
-        ``fid_feature``. Must run before the W&B run starts (before ``Trainer.fit``); later
-        calls change nothing.
+        ``fid_feature``. Keys the logger's own ``config`` holds win over both (a study's trial
+        gives ``method: beta_vae``, its label, where the class name would be ``VAE``), so the
+        runs table groups by what the caller named. Must run before the W&B run starts (before
+        ``Trainer.fit``); later calls change nothing.
 
         Args:
             method: The method's class name, e.g. ``InjFlow``.
@@ -179,7 +181,7 @@ class GenaeWandbLogger(WandbLogger):
         if job_type and not init.get("job_type"):
             init["job_type"] = job_type
         flat = {"method": method, "dataset": dataset, "seed": seed, "fid_feature": fid_feature}
-        init["config"] = {**plain(config or {}), **dict(init.get("config") or {}), **flat}
+        init["config"] = {**plain(config or {}), **flat, **dict(init.get("config") or {})}
         # Lightning later logs the model's and data's hyperparameters flat (e.g. the data's split
         # `seed`): they must not overwrite these keys, which the nested config already holds.
         self._described_keys = set(init["config"]) - {"fid_feature"}

@@ -192,3 +192,16 @@ def test_run_without_a_config_name_keeps_the_method_dataset_name(tmp_path) -> No
     given = GenaeWandbLogger(name="mine", save_dir=str(tmp_path), offline=True, job_type="x")
     given.describe_run("AE", "Digits", name="injflow_mnist-s0", job_type="train")
     assert given.display_name == "mine" and given._wandb_init["job_type"] == "x"  # given wins
+
+
+def test_keys_the_caller_put_in_the_run_config_win_over_the_class_names(tmp_path) -> None:
+    # a study's trial names its method by the study's label (beta_vae), not the class (VAE)
+    study = {"name": "tiny", "method": "beta_vae", "seed": 1}
+    logger = GenaeWandbLogger(project="test", save_dir=str(tmp_path), offline=True,
+                              config={"method": "beta_vae", "study": study})
+    logger.describe_run("VAE", "SyntheticImages", {"model": {"class_path": "VAE"}}, seed=1)
+    config = logger._wandb_init["config"]
+    assert config["method"] == "beta_vae" and config["study"] == study  # the caller's
+    assert config["dataset"] == "SyntheticImages" and config["seed"] == 1  # the defaults
+    assert config["model"] == {"class_path": "VAE"}
+    assert {"method", "dataset", "seed", "study"} <= logger._described_keys  # kept from hparams
