@@ -13,6 +13,7 @@ from pathlib import Path
 
 from genae_lightning.studies.launchers import LAUNCHERS, make_launcher
 from genae_lightning.studies.plan import selection_trials
+from genae_lightning.studies.report import report_command
 from genae_lightning.studies.run import Options, StudyState, run_study
 from genae_lightning.studies.spec import available_studies, load_study
 from genae_lightning.studies.store import DEFAULT_HEARTBEAT, DEFAULT_LEASE
@@ -93,6 +94,7 @@ def list_command(argv: list[str]) -> dict[str, Path]:
 SUBCOMMANDS: dict[str, Callable[[list[str]], object]] = {
     "run": run_command,
     "list": list_command,
+    "report": report_command,
 }
 
 
