@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from genae_lightning.studies.dashboard import dashboard_command
 from genae_lightning.studies.launchers import LAUNCHERS, make_launcher
 from genae_lightning.studies.plan import selection_trials
 from genae_lightning.studies.report import report_command
@@ -95,6 +96,7 @@ SUBCOMMANDS: dict[str, Callable[[list[str]], object]] = {
     "run": run_command,
     "list": list_command,
     "report": report_command,
+    "dashboard": dashboard_command,
 }
 
 

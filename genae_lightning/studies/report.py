@@ -31,7 +31,13 @@ from genae_lightning.commands.report import (
 )
 from genae_lightning.metrics.fid import split_fid_key
 from genae_lightning.studies.definition import Study
-from genae_lightning.studies.results import Column, Results, from_store, from_table1_jsonl
+from genae_lightning.studies.results import (
+    Column,
+    Results,
+    budget_name,
+    from_store,
+    from_table1_jsonl,
+)
 from genae_lightning.studies.spec import load_study
 
 ALPHA = 0.05  # significance level of the mark
@@ -374,8 +380,7 @@ def csv_report(results: Results, tables: list[Table]) -> str:
                     ", ".join(t for t in (chosen.setting, chosen.choice) if t)}
             for column in table.columns:
                 seconds = table.seconds.get(column)
-                budget = {"budget": f"steps={column[1]}" if column[0] == "steps" else
-                          f"time={seconds}s", "budget_kind": column[0],
+                budget = {"budget": budget_name(column, seconds), "budget_kind": column[0],
                           "budget_steps": column[1], "budget_seconds": seconds}
                 cells = [(m, table.cells.get((method.label, column, m)))
                          for m in results.study.metrics]

@@ -65,6 +65,11 @@ class Result:
     seconds: int | None = None
     wandb_id: str | None = None
 
+    @property
+    def budget(self) -> str:
+        """``steps=<n>`` or ``time=<s>s`` (:func:`budget_name`), as the trial's budget names it."""
+        return budget_name(self.column, self.seconds)
+
     def value(self, metric: str) -> float | None:
         """A metric's value; None when it is missing or not finite (a diverged run)."""
         value = self.metrics.get(metric)
@@ -156,6 +161,11 @@ class Results:
                 f"{self.study.source}` (it continues where it stopped), or pass the --root it "
                 "ran in")
         return self
+
+
+def budget_name(column: Column, seconds: int | None) -> str:
+    """A budget column's name: ``steps=<n>``, or ``time=<s>s`` for equal wall-clock time."""
+    return f"steps={column[1]}" if column[0] == "steps" else f"time={seconds}s"
 
 
 def choice_label(study: Study, recalibrate: int) -> str:
