@@ -201,7 +201,7 @@ def latex_escape(text: str) -> str:
     special = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
                "^": r"\textasciicircum{}", "±": r"$\pm$", MARK: r"$^{\dagger}$",
-               "×": r"$\times$", "−": "-", "–": "--"}
+               "×": r"$\times$", "−": "-", "–": "--", "<": "$<$", ">": "$>$"}
     return "".join(special.get(c, c) for c in text)
 
 
@@ -213,7 +213,7 @@ LATEX = Style(r" \pm ", lambda t: rf"\mathbf{{{t}}}", r"^{\dagger}", lambda t: f
 def cell_text(cell: Cell | None, fmt: str, style: Style) -> str:
     """``mean ± sd`` of a cell: bold when best, marked when significantly worse."""
     if cell is None or not cell.values:
-        return "–" if cell is None or not cell.reference else "– (ref.)"
+        return style.escape("–" if cell is None or not cell.reference else "– (ref.)")
     mean, sd = mean_sd(list(cell.values))
     text = format(mean, fmt) + ("" if sd is None else style.pm + format(sd, fmt))
     text = style.bold(text) if cell.best else text
@@ -271,9 +271,9 @@ def rows(results: Results, table: Table, style: Style) -> list[list[str]]:
                     for m in study.metrics]
             if column[0] == "time":
                 steps = table.steps.get((method.label, column))
-                row.append(cell_text(steps, ".0f", style) if steps and steps.values else "–")
+                row.append(cell_text(steps if steps and steps.values else None, ".0f", style))
         paper = study.paper.get(method.label, {})
-        row += [format(paper[k], metric_format(k)) if k in paper else "–"
+        row += [format(paper[k], metric_format(k)) if k in paper else style.escape("–")
                 for k in paper_keys(study)]
         out.append(row)
     return out

@@ -174,7 +174,8 @@ def test_the_latex_table_is_booktabs_with_the_numbers(report) -> None:
     for rule in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{tabular}{ll"):
         assert rule in tex
     assert r"$11.00 \pm 1.00^{\dagger}$" in tex and r"$\mathbf{8.67 \pm 0.76}$ (ref.)" in tex
-    assert r"latent\_dim=8" in tex and "Welch" in tex
+    assert r"latent\_dim=8" in tex and "Welch" in tex and r"p $<$ 0.05" in tex
+    assert not set("–±†×<") & set(tex.replace("$<$", ""))  # as LaTeX commands, not Unicode
     body = tex.split(r"\midrule")[1].split(r"\bottomrule")[0]
     assert all(line.count("&") == tex.split(r"\toprule")[1].split("\n")[1].count("&")
                for line in body.strip().splitlines())
