@@ -149,7 +149,9 @@ class Trial:
                 "name": self.study, "trial": self.id, "phase": self.phase,
                 "method": self.method, "config": self.config, "dataset": self.dataset,
                 "seed": self.seed, "point": dict(self.point), "point_label": self.point_label,
-                "budget": self.budget.name}}}
+                "budget": self.budget.name},
+                # flat too, so the project's runs table groups by the study's labels at once
+                "method": self.method, "trial": self.id, "point": self.point_label}}
         if wandb_id is not None:
             args.update(id=wandb_id, resume="allow")  # a resumed trial continues its W&B run
         return args

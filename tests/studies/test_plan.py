@@ -117,6 +117,7 @@ def test_genae_fit_takes_the_trial_arguments(study, tmp_path, capsys) -> None:
     assert (args["group"], args["job_type"], args["id"], args["entity"]) == (
         "tiny", "select", "abc-123", "e")
     assert args["config"]["study"]["point"] == {"model.init_args.latent_dim": 4}
+    assert (args["config"]["method"], args["config"]["trial"]) == ("ae", trial.id)  # flat
     assert config["model"]["init_args"]["latent_dim"] == 4 and config["seed_everything"] == 0
     assert config["data"]["class_path"] == "genae_lightning.data.SyntheticImages"
     assert config["trainer"]["max_time"] == "365:00:00:00"  # a Timer measures the training
