@@ -21,6 +21,7 @@ def run_study(out: Path, *extra: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # runs bench/injflow_bounds.py twice: pytest -m slow
 def test_study_runs_every_configuration_and_resumes(tmp_path: Path) -> None:
     stdout = run_study(tmp_path, "--figures", str(tmp_path / "figures"))
     results = json.loads((tmp_path / "digits" / "results.json").read_text())["results"]

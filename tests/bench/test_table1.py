@@ -28,6 +28,7 @@ def run_table(results: Path, *extra: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # runs bench/table1.py in subprocesses: pytest -m slow
 def test_table1_selects_on_validation_and_skips_finished_runs(tmp_path: Path) -> None:
     results = tmp_path / "results.jsonl"
     # split by --methods (as two processes would run it): the baseline's equal wall-clock runs
@@ -77,6 +78,7 @@ def test_table1_selects_on_validation_and_skips_finished_runs(tmp_path: Path) ->
     assert "InjFlow-ln" not in other  # no runs of that estimator yet
 
 
+@pytest.mark.slow  # runs bench/table1.py in subprocesses: pytest -m slow
 def test_table1_grid_presets_and_unknown_points() -> None:
     listed = subprocess.run([sys.executable, str(ROOT / "bench" / "table1.py"), "--list-grid"],
                             capture_output=True, text=True, timeout=300, cwd=ROOT)
