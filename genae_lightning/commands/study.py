@@ -12,7 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from genae_lightning.studies.dashboard import dashboard_command
-from genae_lightning.studies.launchers import LAUNCHERS, make_launcher
+from genae_lightning.studies.launchers import (
+    LAUNCHERS,
+    add_launcher_arguments,
+    launcher_options,
+    make_launcher,
+)
 from genae_lightning.studies.plan import selection_trials
 from genae_lightning.studies.report import report_command
 from genae_lightning.studies.run import Options, StudyState, run_study
@@ -27,10 +32,12 @@ def run_command(argv: list[str]) -> StudyState | None:
     parser = argparse.ArgumentParser(prog="genae study run", description=run_command.__doc__)
     parser.add_argument("study", help="a bundled study's name (`genae study list`) or a file")
     parser.add_argument("--launcher", default="local", choices=LAUNCHERS,
-                        help="where trials run (default: local, a process pool)")
+                        help="where trials run (default: local, a process pool; slurm: SLURM "
+                             "job arrays through submitit; ray: Ray tasks)")
     parser.add_argument("--workers", type=int, default=None,
                         help="trials at once (local: default one per core; each gets "
-                             "cores // workers torch threads)")
+                             "cores // workers torch threads; slurm: array tasks at once, "
+                             "default 256; ray: not used)")
     parser.add_argument("--root", default=None,
                         help=f"the study's folder (default: {DEFAULT_ROOT}/<study name>); "
                              "run again with the same root to continue")
@@ -48,6 +55,7 @@ def run_command(argv: list[str]) -> StudyState | None:
                         help="seconds between looks at trials that other drivers run")
     parser.add_argument("--dry_run", action="store_true",
                         help="print the selection trials' `genae fit` arguments; run nothing")
+    add_launcher_arguments(parser)
     args = parser.parse_args(argv)
     if args.retries < 0:
         parser.error(f"--retries must be 0 or more, got {args.retries}")
@@ -57,7 +65,7 @@ def run_command(argv: list[str]) -> StudyState | None:
         for trial in selection_trials(study):
             print(f"{trial.id}: genae {' '.join(trial.fit_args(root / 'runs' / trial.id))}")
         return None
-    launcher = make_launcher(args.launcher, args.workers)
+    launcher = make_launcher(args.launcher, args.workers, launcher_options(args))
     print(f"study {study.name} ({study.source}) in {root}: launcher {launcher.name}, "
           f"{getattr(launcher, 'workers', '?')} worker(s) of {launcher.threads} thread(s)",
           flush=True)

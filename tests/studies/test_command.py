@@ -37,7 +37,7 @@ def test_unknown_subcommand_study_and_bad_file_are_named(tmp_path) -> None:
     bad.write_text("configs: {ae: ae_mnist}\nseeds: [0]\n")
     with pytest.raises(StudyError, match="`selection:` is missing"):
         main(["study", "run", str(bad)])
-    with pytest.raises(ValueError, match="--launcher 'slurm'"):
+    with pytest.raises(ValueError, match="--launcher 'pbs'"):
         from genae_lightning.studies.launchers import make_launcher
 
-        make_launcher("slurm")
+        make_launcher("pbs")

@@ -9,18 +9,29 @@ one, or run it on another machine, and the study stays correct. The protocol:
 - ``submit(jobs)``: start the jobs (returns at once, or when they are queued);
 - ``wait(on_result)``: block until every submitted job has ended, calling ``on_result`` with
   each :class:`~genae_lightning.studies.trial.JobResult` as it comes (``crashed`` for a job
-  whose worker died); return them all;
+  whose worker died); return them all (:func:`gather` does that from the jobs as they end);
 - ``close()``: release the workers.
 
-Adding one (``slurm`` through submitit's ``AutoExecutor``, ``ray`` through ``ray.remote``):
-write ``launchers/<name>.py`` with a class taking ``workers`` (and its own options) and add
-its name to :data:`LAUNCHERS`. ``Job`` and ``execute`` are picklable as they are; the job's
-``threads`` is the launcher's to set (cores per task). The reference is
-:mod:`~genae_lightning.studies.launchers.local`.
+The launchers: ``local`` (:mod:`~genae_lightning.studies.launchers.local`, a process pool on
+this machine), ``slurm`` (:mod:`~genae_lightning.studies.launchers.slurm`, SLURM job arrays
+through submitit) and ``ray`` (:mod:`~genae_lightning.studies.launchers.ray`, Ray tasks).
+:func:`make_launcher` imports ``slurm`` and ``ray`` only when they are chosen, so genae needs
+neither submitit nor Ray unless they are used. Their options are dataclasses here
+(:class:`SlurmOptions`, :class:`RayOptions`), which ``genae study run`` offers as
+``--<launcher>.<option>`` (:func:`add_launcher_arguments`, :func:`launcher_options`).
+
+Adding one: write ``launchers/<name>.py`` with a class taking ``workers`` (and its options),
+add its name to :data:`LAUNCHERS`, its options to :data:`LAUNCHER_OPTIONS` and a branch to
+:func:`make_launcher`. ``Job`` and ``execute`` are picklable as they are; the job's ``threads``
+is the launcher's to set (cores per task).
 """
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
+import argparse
+import json
+import typing
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Protocol
 
 from genae_lightning.studies.launchers.local import LocalLauncher
 from genae_lightning.studies.trial import Job, JobResult
@@ -45,17 +56,129 @@ class Launcher(Protocol):
         ...
 
 
+def option(default: Any, text: str) -> Any:
+    """A launcher option's field: its default and its ``--help`` text."""
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class SlurmOptions:
+    """``--slurm.<option>``: the SLURM jobs' resources (one array task per trial)."""
+
+    partition: str | None = option(None, "the partition (default: the cluster's)")
+    time_min: int = option(60, "each job's time limit in minutes; a trial still running near it "
+                               "is checkpointed and its job requeued, to resume")
+    gpus_per_task: int = option(0, "GPUs per trial")
+    cpus_per_task: int = option(1, "CPUs per trial (also its torch threads)")
+    mem_gb: float | None = option(None, "memory per trial in GB (default: the cluster's)")
+    account: str | None = option(None, "the account to charge")
+    qos: str | None = option(None, "the quality of service")
+    constraint: str | None = option(None, "node features the jobs need")
+    signal_delay_s: int = option(120, "seconds before the time limit at which SLURM signals a "
+                                      "job to checkpoint its trial and requeue")
+    sbatch: dict[str, Any] | None = option(None, "further sbatch options as JSON, e.g. "
+                                                 "'{\"requeue\": true, \"mail-type\": \"END\"}'")
+    folder: str | None = option(None, "submitit's folder of job files and logs, on a shared "
+                                      "filesystem (default: <root>/slurm/%%j)")
+    cluster: str = option("slurm", "slurm, or local: submitit's local executor on this machine "
+                                   "(every job at once; to try a study without SLURM)")
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """``--ray.<option>``: the Ray cluster and each trial's resources (one task per trial)."""
+
+    address: str | None = option(None, "the Ray cluster to join (auto, host:port or "
+                                       "ray://host:10001; default: a new local Ray instance)")
+    num_cpus: float = option(1, "CPUs per trial (also its torch threads)")
+    num_gpus: float = option(0, "GPUs per trial")
+
+
 # The launchers' names (``genae study run --launcher``); each is built by make_launcher.
-LAUNCHERS = ("local",)
+LAUNCHERS = ("local", "slurm", "ray")
+# launcher -> its options (``--<launcher>.<option>``)
+LAUNCHER_OPTIONS: dict[str, type] = {"slurm": SlurmOptions, "ray": RayOptions}
 
 
-def make_launcher(name: str, workers: int | None = None) -> Launcher:
-    """The launcher called ``name`` with ``workers`` workers.
+def make_launcher(name: str, workers: int | None = None,
+                  options: SlurmOptions | RayOptions | None = None) -> Launcher:
+    """The launcher called ``name`` with ``workers`` workers and its ``options``.
 
     Raises:
         ValueError: No launcher has that name.
+        TypeError: ``options`` are not that launcher's.
+        ImportError: The launcher's package (submitit, Ray) is not installed; the message
+            names the extra that installs it.
     """
+    kind = LAUNCHER_OPTIONS.get(name)
+    if options is not None and not (kind is not None and isinstance(options, kind)):
+        raise TypeError(f"--launcher {name}: its options are "
+                        f"{'none' if kind is None else kind.__name__}, not {options!r}")
     if name == "local":
         return LocalLauncher(workers)
-    raise ValueError(f"--launcher {name!r}: expected one of {', '.join(LAUNCHERS)} (slurm and "
-                     "ray are not written yet; see genae_lightning/studies/launchers/)")
+    if name == "slurm":
+        from genae_lightning.studies.launchers.slurm import SlurmLauncher
+
+        return SlurmLauncher(workers, options)
+    if name == "ray":
+        from genae_lightning.studies.launchers.ray import RayLauncher
+
+        return RayLauncher(workers, options)
+    raise ValueError(f"--launcher {name!r}: expected one of {', '.join(LAUNCHERS)}")
+
+
+def _parse(annotation: Any) -> Callable[[str], Any]:
+    """How to read an option of this type from the command line (``X | None`` as ``X``)."""
+    kind = next((a for a in typing.get_args(annotation) if a is not type(None)), annotation)
+    return json.loads if (typing.get_origin(kind) or kind) is dict else kind
+
+
+def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add every launcher's ``--<launcher>.<option>`` to ``parser``, a group per launcher."""
+    for name, options in LAUNCHER_OPTIONS.items():
+        group = parser.add_argument_group(f"--launcher {name}", options.__doc__.replace("``", ""))
+        hints = typing.get_type_hints(options)
+        for spec in fields(options):
+            group.add_argument(f"--{name}.{spec.name}", dest=f"{name}.{spec.name}",
+                               type=_parse(hints[spec.name]), default=None,
+                               metavar=spec.name.upper(), help=spec.metadata["help"] + (
+                                   "" if spec.default is None else f" (default: {spec.default})"))
+
+
+def launcher_options(args: argparse.Namespace) -> SlurmOptions | RayOptions | None:
+    """The options of ``args.launcher`` from the ``--<launcher>.<option>`` arguments given.
+
+    Raises:
+        ValueError: An option of another launcher was given.
+    """
+    given = {key: value for key, value in vars(args).items() if value is not None
+             and key.split(".")[0] in LAUNCHER_OPTIONS and "." in key}
+    others = sorted(f"--{key}" for key in given if key.split(".")[0] != args.launcher)
+    if others:
+        raise ValueError(f"{', '.join(others)}: not an option of --launcher {args.launcher}")
+    options = LAUNCHER_OPTIONS.get(args.launcher)
+    return None if options is None else options(
+        **{key.split(".", 1)[1]: value for key, value in given.items()})
+
+
+def gather(finished: Iterable[tuple[str, Callable[[], JobResult]]],
+           on_result: Callable[[JobResult], None] | None = None) -> list[JobResult]:
+    """The results of jobs as they end, each passed to ``on_result`` as it comes.
+
+    Args:
+        finished: ``(trial id, get)`` of each job as it ends, ``get`` returning its result; a
+            ``get`` that raises (the job's worker died, the job was cancelled) makes the job
+            ``crashed``, with the error's first line.
+        on_result: Called with each result.
+    """
+    results = []
+    for trial_id, get in finished:
+        try:
+            result = get()
+        except Exception as err:
+            lines = str(err).strip().splitlines() or [""]
+            result = JobResult(trial_id, "crashed", f"{type(err).__name__}: {lines[0]}")
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
