@@ -29,9 +29,9 @@ from genae_lightning.studies.trial import Job, JobResult
 
 submitit = pytest.importorskip("submitit")
 from genae_lightning.studies.launchers.slurm import (  # noqa: E402
-    PREEMPT_SIGNAL,
     TrialTask,
     executor_parameters,
+    preempt_signal,
 )
 
 
@@ -134,7 +134,7 @@ def test_a_signalled_trial_is_checkpointed_requeued_and_completes(tmp_path) -> N
         for record in store.records().values():
             worker = record.get("worker") or {}
             if worker.get("child") and list(store.run_dir(record["id"]).glob("checkpoints/*")):
-                os.kill(worker["pid"], PREEMPT_SIGNAL)  # what SLURM sends the job
+                os.kill(worker["pid"], preempt_signal())  # what SLURM sends the job
                 signalled = record["id"]
         time.sleep(0.1)
     driver.join(300)

@@ -13,7 +13,12 @@ installed on every node. The trials' output is in their runs' ``fit.log`` and
 
 :meth:`RayLauncher.close` cancels the tasks still running, killing their workers (their fits
 die with them): those trials resume from their last checkpoints when the study runs again.
+
+Without Ray installed the module imports (for the docs and doctests), and :class:`RayLauncher`
+says which extra installs it.
 """
+
+from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -24,8 +29,10 @@ from genae_lightning.studies.trial import Job, JobResult, execute
 
 try:
     import ray
-except ImportError as err:  # the optional extra
-    raise ImportError('--launcher ray needs Ray: pip install "genae-lightning[ray]"') from err
+except ModuleNotFoundError:  # the optional extra, named by RayLauncher
+    ray = None
+
+MISSING = '--launcher ray needs Ray: pip install "genae-lightning[ray]"'
 
 
 class RayLauncher:
@@ -36,12 +43,15 @@ class RayLauncher:
         options: The cluster's address and each trial's resources (default: :class:`RayOptions`).
 
     Raises:
+        ImportError: Ray is not installed.
         ValueError: ``workers`` was given, or a bad option.
     """
 
     name = "ray"
 
     def __init__(self, workers: int | None = None, options: RayOptions | None = None) -> None:
+        if ray is None:
+            raise ImportError(MISSING)
         self.options = options = options or RayOptions()
         if workers is not None:
             raise ValueError("--workers is not an option of --launcher ray: Ray runs as many "

@@ -25,7 +25,12 @@ the trial again and it resumes from its last checkpoint. :meth:`SlurmLauncher.cl
 the jobs still queued or running (their fits checkpoint at SIGTERM); a driver that is lost
 instead (its terminal closed) leaves them running, and a restarted driver waits for them
 through the store.
+
+Without submitit installed the module imports (for the docs and doctests), and
+:class:`SlurmLauncher` says which extra installs it.
 """
+
+from __future__ import annotations
 
 import os
 import shutil
@@ -45,14 +50,11 @@ from genae_lightning.studies.trial import Job, JobResult, execute
 try:
     import submitit
     from submitit.core.utils import FailedJobError, UncompletedJobError
-    from submitit.helpers import Checkpointable, DelayedSubmission
-except ImportError as err:  # the optional extra
-    raise ImportError('--launcher slurm needs submitit: pip install "genae-lightning[slurm]"'
-                      ) from err
+    from submitit.helpers import DelayedSubmission
+except ModuleNotFoundError:  # the optional extra, named by SlurmLauncher
+    submitit = None
 
-# What SLURM sends at preemption and before the time limit (submitit's --signal; USR2 unless
-# SUBMITIT_PREEMPT_SIGNAL says otherwise)
-PREEMPT_SIGNAL = getattr(signal, f"SIG{submitit.JobEnvironment.USR_SIG}")
+MISSING = '--launcher slurm needs submitit: pip install "genae-lightning[slurm]"'
 POLL_SECONDS = 1.0  # between looks at the jobs (submitit spaces its sacct calls itself)
 
 
@@ -77,12 +79,15 @@ class SlurmLauncher:
         options: The jobs' resources and where submitit works (default: :class:`SlurmOptions`).
 
     Raises:
+        ImportError: submitit is not installed.
         ValueError: A bad option, or no SLURM here (``sbatch`` missing) for ``cluster: slurm``.
     """
 
     name = "slurm"
 
     def __init__(self, workers: int | None = None, options: SlurmOptions | None = None) -> None:
+        if submitit is None:
+            raise ImportError(MISSING)
         self.options = options = options or SlurmOptions()
         self.workers = workers or 256
         if self.workers < 1 or options.cpus_per_task < 1 or options.gpus_per_task < 0:
@@ -153,8 +158,16 @@ def job_result(job: submitit.Job) -> JobResult:
                            f"{job.paths.stderr}") from err
 
 
+def preempt_signal() -> signal.Signals:
+    """The signal SLURM sends at preemption and before the time limit (submitit's).
+
+    USR2, unless the ``SUBMITIT_PREEMPT_SIGNAL`` environment variable names another.
+    """
+    return signal.Signals[f"SIG{submitit.JobEnvironment.USR_SIG}"]
+
+
 class TrialThread(threading.Thread):
-    """Runs :func:`execute` with :data:`PREEMPT_SIGNAL` blocked (the fit inherits the mask)."""
+    """Runs :func:`execute` with :func:`preempt_signal` blocked (the fit inherits the mask)."""
 
     def __init__(self, job: Job) -> None:
         super().__init__(daemon=True, name="study-trial")
@@ -165,7 +178,7 @@ class TrialThread(threading.Thread):
 
     def run(self) -> None:
         """Run the trial."""
-        signal.pthread_sigmask(signal.SIG_BLOCK, {PREEMPT_SIGNAL})
+        signal.pthread_sigmask(signal.SIG_BLOCK, {preempt_signal()})
         try:
             self.result = execute(self.job)
         except BaseException as err:  # re-raised by the task, for submitit to report
@@ -190,8 +203,11 @@ def running_child(pid: Any) -> bool:
         return False
 
 
-class TrialTask(Checkpointable):
+class TrialTask:
     """What each array task runs: one job's trial, checkpointed and requeued at the signal.
+
+    Submitit calls the :meth:`checkpoint` method of the function it runs at the signal (as of
+    its ``helpers.Checkpointable``).
 
     Args:
         grace: Seconds :meth:`checkpoint` waits for the trial to stop (its fit to checkpoint,
