@@ -438,47 +438,6 @@ def keep_run_names(config: Any, trainer: L.Trainer) -> None:
             entry.init_args.name = name
 
 
-def add_run_arguments(parser: Any) -> None:
-    """Add ``--fid_feature`` to a ``genae`` LightningCLI parser (see :func:`describe_runs`)."""
-    parser.add_argument(
-        "--fid_feature", type=str | None, default=None,
-        help="FID features of every GenerativeMetrics callback: 'inception', or the path of a "
-             "`genae train-features` classifier (classifier FID, for machines without the "
-             "Inception weights). Default: each callback's own `feature` setting.",
-    )
-
-
-def fid_features(trainer: L.Trainer, fid_feature: str | None = None) -> str | None:
-    """Set (when given) and name the FID feature extractor of ``trainer``'s GenerativeMetrics.
-
-    Returns:
-        The extractor's name (``"inception"``, a classifier file, a module's class name), or
-        None when the trainer has no ``GenerativeMetrics`` callback.
-
-    Raises:
-        FileNotFoundError: ``fid_feature`` is neither ``inception`` nor an existing file.
-        ValueError: ``fid_feature`` is given but no callback computes FID.
-    """
-    from genae_lightning.callbacks import GenerativeMetrics
-    from genae_lightning.features.extractors import check_feature_argument
-
-    metrics = [c for c in trainer.callbacks if isinstance(c, GenerativeMetrics)]
-    if fid_feature is not None:
-        if not metrics:
-            raise ValueError(
-                f"--fid_feature {fid_feature!r} sets the FID features of the GenerativeMetrics "
-                "callback, but this trainer has none; expected a config whose trainer part "
-                "lists genae_lightning.callbacks.GenerativeMetrics (every paper config does), "
-                "or drop --fid_feature"
-            )
-        check_feature_argument(fid_feature, "--fid_feature")
-        for callback in metrics:
-            callback.feature = fid_feature
-    names = {c.feature if isinstance(c.feature, str) else type(c.feature).__name__
-             for c in metrics}
-    return ",".join(sorted(names)) or None
-
-
 def describe_runs(
     trainer: L.Trainer,
     model: L.LightningModule,
@@ -487,6 +446,7 @@ def describe_runs(
     job_type: str | None = None,
     origin: ConfigOrigin | None = None,
     training: RunIdentity | None = None,
+    fid_feature: str | None = None,
 ) -> None:
     """Describe the W&B runs of ``trainer``'s :class:`GenaeWandbLogger` (see its describe_run).
 
@@ -501,16 +461,16 @@ def describe_runs(
         model: The method (its class name is ``method``).
         datamodule: The DataModule (its class name is ``dataset``).
         config: The run's parsed config (LightningCLI's ``self.config[subcommand]``): logged
-            whole; its ``seed_everything`` names the run and its ``fid_feature`` (when set)
-            becomes the feature of every ``GenerativeMetrics`` callback.
+            whole; its ``seed_everything`` names the run.
         job_type: The W&B job type (:data:`JOB_TYPES`: ``train`` for fit).
         origin: The named config and the overrides of the command line, which name the run.
         training: The training run whose checkpoint this job reads: its name and group.
+        fid_feature: The FID features of the run's ``GenerativeMetrics`` (``genae fit`` sets
+            and names them: :func:`genae_lightning.commands.fit.apply_fid_feature`).
     """
     settings = plain(config) if config is not None else {}
     seed = settings.get("seed_everything")
     seed = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
-    feature = fid_features(trainer, settings.get("fid_feature"))
     name = group = None
     if training is not None:
         name, group = training.name, training.group
@@ -519,5 +479,5 @@ def describe_runs(
     for logger in trainer.loggers:
         if isinstance(logger, GenaeWandbLogger):
             logger.describe_run(type(model).__name__, type(datamodule).__name__, settings, seed,
-                                feature, name=name, group=group, job_type=job_type)
+                                fid_feature, name=name, group=group, job_type=job_type)
     keep_run_names(config, trainer)

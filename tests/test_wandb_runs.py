@@ -9,6 +9,7 @@ from lightning.pytorch.loggers import CSVLogger
 from genae_lightning.callbacks import GenerativeMetrics, ImageLogger
 from genae_lightning.cli import main
 from genae_lightning.commands.config_files import config_origin
+from genae_lightning.commands.fit import apply_fid_feature
 from genae_lightning.commands.report import record_from_wandb_run, wandb_config, wandb_run
 from genae_lightning.data import Digits
 from genae_lightning.features import SmallClassifier
@@ -17,7 +18,6 @@ from genae_lightning.loggers import (
     GenaeWandbLogger,
     config_run_name,
     describe_runs,
-    fid_features,
     run_name,
     run_settings,
 )
@@ -69,32 +69,32 @@ def test_an_offline_run_of_injflow_mnist_carries_method_dataset_config_and_seed(
     assert not [k for row in rows for k in row if k.startswith("fid")]
     record = record_from_wandb_run(runs[0])
     assert record["name"] == "InjFlow" and record["dataset"] == "SyntheticImages"
-    assert record["features"] == config["fid_feature"]  # the report names the extractor
+    assert record["fid_feature"] == config["fid_feature"]  # the report names the extractor
     assert {"cfid/gmm", "knn/acc"} <= set(record["metrics"])
 
 
 def test_fid_features_are_named_once_and_logged_as_a_hyperparameter(tmp_path, caplog) -> None:
     metrics = GenerativeMetrics(every_n_epochs=None, num_samples=16, knn_train_samples=32,
-                                batch_size=16, n_components=2, feature=TinyFeatures(),
+                                batch_size=16, n_components=2, fid_feature=TinyFeatures(),
                                 cache_dir=str(tmp_path / "cache"), progress=False)
     trainer = tiny_trainer(tmp_path, logger=CSVLogger(tmp_path), callbacks=[metrics])
     model = AE(image_shape=(1, 8, 8), latent_dim=4)
     with caplog.at_level("INFO"):
         trainer.fit(model, datamodule=Digits(batch_size=16))
     said = [r.getMessage() for r in caplog.records if "FID features of this run" in r.getMessage()]
-    assert len(said) == 1 and metrics.feature_id in said[0]
+    assert len(said) == 1 and metrics.fid_feature_id in said[0]
     assert f"logged as {metrics.fid.prefix}/*" in said[0]  # a custom module: its own FID keys
     assert metrics.fid.prefix.startswith("fid_tinyfeatures-")
     assert f"{metrics.fid.prefix}/gmm" in metrics.latest and "fid/gmm" not in metrics.latest
     hparams = Path(trainer.logger.log_dir, "hparams.yaml").read_text()
-    assert f"fid_feature: {metrics.feature_id}" in hparams and metrics.feature_id != "none"
+    assert f"fid_feature: {metrics.fid_feature_id}" in hparams and metrics.fid_feature_id != "none"
 
 
 def test_fid_feature_needs_a_generative_metrics_callback(tmp_path) -> None:
     trainer = tiny_trainer(tmp_path, callbacks=[ImageLogger(n=4)])
-    assert fid_features(trainer) is None
+    assert apply_fid_feature(trainer) is None
     with pytest.raises(ValueError, match="has none; expected a config whose trainer part"):
-        fid_features(trainer, "features/mnist_classifier.pt")
+        apply_fid_feature(trainer, "features/mnist_classifier.pt")
 
 
 def test_python_runs_are_named_and_described_without_a_config(tmp_path, monkeypatch) -> None:

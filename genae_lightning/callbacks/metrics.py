@@ -5,7 +5,7 @@ from typing import Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_deprecation, rank_zero_info, rank_zero_warn
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -81,8 +81,9 @@ class GenerativeMetrics(L.Callback):
         knn_train_samples: Training images encoded for KNN (and temporary priors); all if None.
         k: Neighbours of the KNN classifier.
         samplers: Which samplers to score: "prior", "gaussian", "gmm".
-        feature: FID features: "inception", the path of a ``genae train-features`` classifier
-            (classifier FID, not comparable with Inception FID), or an ``nn.Module``.
+        fid_feature: FID features: "inception", the path of a ``genae train-features``
+            classifier (classifier FID, not comparable with Inception FID), or an ``nn.Module``.
+            ``genae fit --fid_feature`` sets it on every ``GenerativeMetrics`` of a run.
         feature_extractor_weights_path: A local Inception weights file.
         cache_dir: Folder of cached real statistics (default ``~/.cache/genae_lightning/fid``,
             or ``$GENAE_CACHE_DIR/fid``).
@@ -92,6 +93,12 @@ class GenerativeMetrics(L.Callback):
         seed: Seed of the samples and temporary GMMs.
         strict: Raise instead of warning when FID's feature extractor is unavailable.
         progress: Show progress bars.
+        feature: Deprecated name of ``fid_feature`` (the run configs of earlier versions use it).
+
+    Attributes:
+        fid_feature_id: The id of the FID features used (``FID.feature_id``, e.g.
+            ``inception2048``; ``"none"``: FID switched off), set in ``setup``: what the loggers
+            and ``evaluation.json`` record as ``fid_feature``.
     """
 
     def __init__(
@@ -101,7 +108,7 @@ class GenerativeMetrics(L.Callback):
         knn_train_samples: int | None = 10_000,
         k: int = 5,
         samplers: tuple[str, ...] = SAMPLERS,
-        feature: str | nn.Module = "inception",
+        fid_feature: str | nn.Module = "inception",
         feature_extractor_weights_path: str | None = None,
         cache_dir: str | None = None,
         split: Literal["test", "val"] = "test",
@@ -110,15 +117,20 @@ class GenerativeMetrics(L.Callback):
         seed: int = 0,
         strict: bool = False,
         progress: bool = True,
+        feature: str | nn.Module | None = None,
     ) -> None:
+        if feature is not None:
+            rank_zero_deprecation("GenerativeMetrics(feature=...) is deprecated: it is now named "
+                                  "`fid_feature` (the name genae fit and evaluate use too)")
+            fid_feature = feature
         self.every_n_epochs = every_n_epochs
         self.config = MetricsConfig(num_samples, knn_train_samples, k, tuple(samplers),
                                     n_components, batch_size, seed, progress)
-        self.feature, self.weights_path = feature, feature_extractor_weights_path
+        self.fid_feature, self.weights_path = fid_feature, feature_extractor_weights_path
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self.split, self.strict = split, strict
         self.fid: FID | None = None
-        self.feature_id: str | None = None  # the FID features used ("none": FID switched off)
+        self.fid_feature_id: str | None = None
         self.latest_priors: dict[str, Prior] = {}  # temporary post-hoc priors of the last run
         self.latest: dict[str, float] = {}
 
@@ -131,7 +143,8 @@ class GenerativeMetrics(L.Callback):
         collective = Collective(trainer.strategy)
         try:
             self.fid = FID(
-                self.feature, self.weights_path, self.cache_dir, input_img_size=(3, height, width),
+                self.fid_feature, self.weights_path, self.cache_dir,
+                input_img_size=(3, height, width),
                 progress=self.config.progress and collective.is_main,
             )
         except FileNotFoundError as err:
@@ -139,11 +152,12 @@ class GenerativeMetrics(L.Callback):
                 raise
             rank_zero_warn(f"GenerativeMetrics: FID is switched off for this run (knn/acc and "
                            f"val/rec_sse are still logged). {err}")
-        self.feature_id = "none" if self.fid is None else self.fid.feature_id
+        self.fid_feature_id = "none" if self.fid is None else self.fid.feature_id
         keys = "" if self.fid is None else f" (logged as {self.fid.prefix}/*)"
-        rank_zero_info(f"GenerativeMetrics: FID features of this run: {self.feature_id}{keys}")
-        for logger in trainer.loggers:  # runs of different extractors stay apart (fid_feature)
-            logger.log_hyperparams({"fid_feature": self.feature_id})
+        rank_zero_info(f"GenerativeMetrics: FID features of this run: {self.fid_feature_id}"
+                       f"{keys}")
+        for logger in trainer.loggers:  # runs of different extractors stay apart
+            logger.log_hyperparams({"fid_feature": self.fid_feature_id})
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Evaluate every ``every_n_epochs`` epochs."""

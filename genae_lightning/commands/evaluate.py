@@ -7,6 +7,7 @@ checkpoint; ``--data.<arg>`` alone overrides single arguments of that saved data
 
 import json
 import time
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -95,7 +96,7 @@ def evaluate_checkpoint(
         "global_step": step,
         "split": split,
         "num_images": result.num_images,
-        "features": None if fid is None else fid.feature_id,
+        "fid_feature": None if fid is None else fid.feature_id,
         "samplers": {s: ("checkpoint" if s in had_priors else "fitted here")
                      for s in config.samplers if s != "prior"},
         "recalibrated_batchnorm_batches": recalibrate_batchnorm,
@@ -112,8 +113,10 @@ def build_parser() -> ArgumentParser:
     """Arguments of ``genae evaluate``."""
     parser = ArgumentParser(prog="genae evaluate", description=__doc__)
     add_checkpoint_and_data(parser, "evaluate")
-    parser.add_argument("--feature", type=str, default="inception",
+    parser.add_argument("--fid_feature", type=str, default="inception",
                         help="FID features: 'inception' or a `genae train-features` file")
+    parser.add_argument("--feature", type=str | None, default=None,
+                        help="deprecated name of --fid_feature")
     parser.add_argument("--feature_extractor_weights_path", type=str | None, default=None,
                         help="local Inception weights file (offline machines)")
     parser.add_argument("--no_fid", type=bool, default=False, help="skip FID (KNN and SSE only)")
@@ -147,6 +150,15 @@ def build_parser() -> ArgumentParser:
     return parser
 
 
+def fid_feature_argument(cfg: Any) -> str:
+    """``--fid_feature``, or the deprecated ``--feature`` (with a warning) when that is given."""
+    if cfg.feature is None:
+        return cfg.fid_feature
+    warnings.warn("genae evaluate --feature is deprecated: it is now named --fid_feature, as in "
+                  "genae fit and the records (evaluation.json, W&B)", FutureWarning, stacklevel=2)
+    return cfg.feature
+
+
 def evaluate(argv: list[str]) -> dict[str, Any]:
     """``genae evaluate``: compute FID (recon, prior, gaussian, gmm), 5-NN accuracy and SSE."""
     parser = build_parser()
@@ -154,11 +166,12 @@ def evaluate(argv: list[str]) -> dict[str, Any]:
     ckpt = Path(cfg.ckpt_path)
     config = MetricsConfig(cfg.num_samples, cfg.knn_train_samples, cfg.k, tuple(cfg.samplers),
                            batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress)
+    fid_feature = fid_feature_argument(cfg)
     if not cfg.no_fid:
-        check_feature_argument(cfg.feature, "--feature")
+        check_feature_argument(fid_feature, "--fid_feature")
     channels, height, width = datamodule.image_shape
     fid = None if cfg.no_fid else FID(
-        cfg.feature, cfg.feature_extractor_weights_path, cfg.cache_dir,
+        fid_feature, cfg.feature_extractor_weights_path, cfg.cache_dir,
         input_img_size=(3, height, width), progress=cfg.progress,
     )
     diagnostics = DiagnosticsConfig(nll_k=cfg.nll_k, lp_samples=cfg.num_samples,

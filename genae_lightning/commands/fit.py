@@ -19,7 +19,7 @@ from lightning.pytorch.utilities import rank_zero_info
 import genae_lightning.callbacks  # noqa: F401  (registers callbacks for short names)
 import genae_lightning.data  # noqa: F401  (registers DataModules for short names)
 import genae_lightning.methods  # noqa: F401  (registers methods for short names)
-from genae_lightning.callbacks import GracefulInterrupt, NonFiniteGuard
+from genae_lightning.callbacks import GenerativeMetrics, GracefulInterrupt, NonFiniteGuard
 from genae_lightning.callbacks.reliability import INTERRUPTED_EXIT_CODE
 from genae_lightning.checkpoint import read_checkpoint
 from genae_lightning.checkpoint_io import SAFE_CHECKPOINT_IO
@@ -34,7 +34,8 @@ from genae_lightning.commands.run_folders import (
 )
 from genae_lightning.commands.summary import fit_summary, relative, run_folder
 from genae_lightning.data import ImageDataModule
-from genae_lightning.loggers import add_run_arguments, describe_runs
+from genae_lightning.features.extractors import check_feature_argument
+from genae_lightning.loggers import describe_runs
 from genae_lightning.methods import GenerativeAutoencoder
 
 # LightningCLI's own subcommands, which :func:`fit` runs.
@@ -45,7 +46,7 @@ class GenaeCLI(LightningCLI):
     """LightningCLI whose model is any method and whose data is any image DataModule."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        """Link the data's image shape into the model, so it is typed once."""
+        """Link the data's image shape into the model, so it is typed once; add --fid_feature."""
         # as a list: the type a YAML config gives, so model and data hparams agree in the loggers
         parser.link_arguments(
             "data.image_shape",
@@ -53,7 +54,12 @@ class GenaeCLI(LightningCLI):
             compute_fn=list,
             apply_on="instantiate",
         )
-        add_run_arguments(parser)  # --fid_feature
+        parser.add_argument(
+            "--fid_feature", type=str | None, default=None,
+            help="FID features of every GenerativeMetrics callback: 'inception', or the path of "
+                 "a `genae train-features` classifier (classifier FID, for machines without the "
+                 "Inception weights). Default: each callback's own `fid_feature` setting.",
+        )
 
     def _parse_ckpt_path(self) -> None:
         """Keep the model the config describes when a checkpoint is given.
@@ -90,9 +96,11 @@ class GenaeCLI(LightningCLI):
     def before_fit(self) -> None:
         """Check the resume, then name, group and tag the W&B runs (job type: the subcommand)."""
         self.check_resume(self.subcommand)
-        describe_runs(self.trainer, self.model, self.datamodule, self.config[self.subcommand],
+        config = self.config[self.subcommand]
+        describe_runs(self.trainer, self.model, self.datamodule, config,
                       **run_description(self.subcommand,
-                                        self.config_init[self.subcommand].get("ckpt_path")))
+                                        self.config_init[self.subcommand].get("ckpt_path")),
+                      fid_feature=apply_fid_feature(self.trainer, config.get("fid_feature")))
         if self.subcommand == "fit":
             self.announce_run()
 
@@ -126,8 +134,10 @@ class GenaeCLI(LightningCLI):
             )
         self.check_resume(self.subcommand)
         write_into_run_folder(self.trainer)
-        describe_runs(self.trainer, self.model, self.datamodule, self.config["predict"],
-                      **run_description("predict", self.config_init["predict"]["ckpt_path"]))
+        config = self.config["predict"]
+        describe_runs(self.trainer, self.model, self.datamodule, config,
+                      **run_description("predict", self.config_init["predict"]["ckpt_path"]),
+                      fid_feature=apply_fid_feature(self.trainer, config.get("fid_feature")))
 
     def after_predict(self) -> None:
         """Write the codes and reconstructions to ``predictions.pt`` in the checkpoint's run."""
@@ -135,6 +145,36 @@ class GenaeCLI(LightningCLI):
         path = save_predictions(self.trainer, checkpoint_run_folder(ckpt_path))
         rank_zero_info(f"wrote the codes and reconstructions of the test split to {path} "
                        "(torch.load(path, weights_only=True): a dict of tensors)")
+
+
+def apply_fid_feature(trainer: L.Trainer, fid_feature: str | None = None) -> str | None:
+    """Set (when given) and name the FID features of ``trainer``'s ``GenerativeMetrics``.
+
+    ``genae fit --fid_feature`` goes here, and the name returned goes to the loggers.
+
+    Returns:
+        The features' name (``"inception"``, a classifier file, a module's class name), or
+        None when the trainer has no ``GenerativeMetrics`` callback.
+
+    Raises:
+        FileNotFoundError: ``fid_feature`` is neither ``inception`` nor an existing file.
+        ValueError: ``fid_feature`` is given but no callback computes FID.
+    """
+    metrics = [c for c in trainer.callbacks if isinstance(c, GenerativeMetrics)]
+    if fid_feature is not None:
+        if not metrics:
+            raise ValueError(
+                f"--fid_feature {fid_feature!r} sets the FID features of the GenerativeMetrics "
+                "callback, but this trainer has none; expected a config whose trainer part "
+                "lists genae_lightning.callbacks.GenerativeMetrics (every paper config does), "
+                "or drop --fid_feature"
+            )
+        check_feature_argument(fid_feature, "--fid_feature")
+        for callback in metrics:
+            callback.fid_feature = fid_feature
+    names = {c.fid_feature if isinstance(c.fid_feature, str) else type(c.fid_feature).__name__
+             for c in metrics}
+    return ",".join(sorted(names)) or None
 
 
 def save_predictions(trainer: L.Trainer, folder: str | Path | None = None) -> Path:

@@ -112,7 +112,7 @@ def markdown_table(records: list[dict[str, Any]], runs: bool = False) -> str:
                      *([r.get("config_label", "?"), _cell(r.get("seed"), "d")] if runs else []),
                      _cell(r.get("global_step"), "d"),
                      *(_cell(metrics.get(key), fmt) for _, key, fmt in columns),
-                     r.get("features") or "–"])
+                     r.get("fid_feature") or "–"])
     return _markdown(titles, rows)
 
 
@@ -121,13 +121,13 @@ def csv_table(records: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     keys = [key for _, key, _ in metric_columns(records)]
-    writer.writerow(["method", "dataset", "config", "seed", "global_step", *keys, "features",
+    writer.writerow(["method", "dataset", "config", "seed", "global_step", *keys, "fid_feature",
                      "source"])
     for r in records:
         metrics = r.get("metrics", {})
         writer.writerow([r.get("name"), r.get("dataset"), r.get("config_label"), r.get("seed"),
                          r.get("global_step"), *(metrics.get(key) for key in keys),
-                         r.get("features"), r.get("checkpoint") or r.get("source")])
+                         r.get("fid_feature"), r.get("checkpoint") or r.get("source")])
     return out.getvalue()
 
 
@@ -270,7 +270,7 @@ def record_from_csv_log(metrics_csv: Path) -> dict[str, Any] | None:
         return None
     method, dataset = _class_names(metrics_csv.parent / "config.yaml")
     return {"name": method or metrics_csv.parent.name, "dataset": dataset or "?",
-            "global_step": step, "metrics": metrics, "features": None,
+            "global_step": step, "metrics": metrics, "fid_feature": None,
             "source": str(metrics_csv),
             **run_fields(_read_run_config(metrics_csv.parent / "config.yaml"))}
 
@@ -370,7 +370,7 @@ def record_from_wandb_run(run_file: Path) -> dict[str, Any] | None:
     dataset = config.get("dataset") or group
     methods = [t for t in (run.tags if run is not None else []) if t not in (group, dataset)]
     return {"name": methods[0] if methods else run_file.parent.name, "dataset": dataset or "?",
-            "global_step": step, "metrics": metrics, "features": config.get("fid_feature"),
+            "global_step": step, "metrics": metrics, "fid_feature": config.get("fid_feature"),
             "source": str(run_file), **run_fields(config or None, group)}
 
 
@@ -396,6 +396,8 @@ def read_evaluation(path: Path) -> dict[str, Any]:
     record["metrics"] = {key: value if value is None or not is_report_key(key)
                          else _number(value, path, f"metrics.{key}")
                          for key, value in metrics.items()}
+    if "features" in record:  # the key before `fid_feature` (genae evaluate's old records)
+        record.setdefault("fid_feature", record.pop("features"))
     step = record.get("global_step")
     if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
         raise ValueError(f"{path}: 'global_step' is {step!r}, expected a whole number of steps "
@@ -493,7 +495,7 @@ class Group:
         method: The method's name.
         dataset: The dataset's name.
         global_step: The step the metrics are from.
-        features: The FID features (None when not recorded).
+        fid_feature: The FID features (None when not recorded).
         records: The runs, in report order.
     """
 
@@ -501,7 +503,7 @@ class Group:
     method: str
     dataset: str
     global_step: int | None
-    features: str | None
+    fid_feature: str | None
     records: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -523,7 +525,7 @@ def group_records(records: list[dict[str, Any]]) -> list[Group]:
     groups: dict[tuple[Any, ...], Group] = {}
     for r in records:
         key = (r["config_label"], r["base_name"], r.get("dataset"), r.get("global_step"),
-               r.get("features"))
+               r.get("fid_feature"))
         groups.setdefault(key, Group(*key)).records.append(r)
     return list(groups.values())
 
@@ -556,7 +558,7 @@ def grouped_markdown_table(records: list[dict[str, Any]]) -> str:
     rows = [[g.config, g.method, g.dataset, _cell(g.global_step, "d"), len(g.records),
              _seeds_text(g.seeds),
              *(_mean_sd_cell(g.values(key), len(g.records), fmt) for _, key, fmt in columns),
-             g.features or "–"] for g in group_records(records)]
+             g.fid_feature or "–"] for g in group_records(records)]
     return _markdown(titles, rows)
 
 
@@ -571,7 +573,7 @@ def grouped_csv_table(records: list[dict[str, Any]]) -> str:
     keys = [key for _, key, _ in metric_columns(records)]
     writer.writerow(["config", "method", "dataset", "global_step", "n", "seeds",
                      *(f"{key}/{stat}" for key in keys for stat in ("mean", "sd", "n")),
-                     "features"])
+                     "fid_feature"])
     for g in group_records(records):
         stats = []
         for key in keys:
@@ -579,7 +581,7 @@ def grouped_csv_table(records: list[dict[str, Any]]) -> str:
             stats.extend([*mean_sd(values), len(values)])
         writer.writerow([g.config, g.method, g.dataset, g.global_step, len(g.records),
                          " ".join("" if s is None else str(s) for s in g.seeds), *stats,
-                         g.features])
+                         g.fid_feature])
     return out.getvalue()
 
 

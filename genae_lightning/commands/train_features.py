@@ -86,5 +86,5 @@ def train_features(argv: list[str]) -> Path:
     out = Path(cfg.out or f"features/{dataset.lower()}_classifier.pt")
     model.save(out, dataset=dataset, epochs=cfg.epochs, test_accuracy=test_accuracy)
     print(f"wrote {out} (test accuracy {test_accuracy:.4f}); use it for classifier FID with "
-          f"`genae evaluate --feature {out} ...` or GenerativeMetrics(feature='{out}')")
+          f"`genae evaluate --fid_feature {out} ...` or GenerativeMetrics(fid_feature='{out}')")
     return out

@@ -159,7 +159,7 @@ class Trial:
     def evaluate_args(self, checkpoint: Path, recalibrate: int, out: Path) -> list[str]:
         """``genae evaluate``'s arguments for one evaluation of this trial's checkpoint."""
         ev = self.evaluation
-        fid = ["--no_fid=true"] if ev.feature is None else [f"--feature={ev.feature}"]
+        fid = ["--no_fid=true"] if ev.feature is None else [f"--fid_feature={ev.feature}"]
         return [f"--ckpt_path={checkpoint}", f"--split={self.split}",
                 f"--num_samples={ev.num_samples}",
                 f"--knn_train_samples={cli_value(ev.knn_train_samples)}",

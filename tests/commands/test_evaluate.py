@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from genae_lightning.cli import main
+from genae_lightning.commands.evaluate import build_parser, fid_feature_argument
 from genae_lightning.commands.report import csv_table, markdown_table, record_from_csv_log
 
 # classifier features: classifier FID keys (cfid/*), never the Inception ones (fid/*)
@@ -21,7 +22,8 @@ def fit_config(method: str, root: Path) -> dict:
         "seed_everything": 0,
         "trainer": {
             "max_steps": 5, "accelerator": "cpu", "devices": 1, "enable_progress_bar": False,
-            "num_sanity_val_steps": 0, "limit_val_batches": 1, "default_root_dir": str(root),
+            "num_sanity_val_steps": 0, "limit_val_batches": 1, "log_every_n_steps": 1,
+            "default_root_dir": str(root),
             "logger": {"class_path": "lightning.pytorch.loggers.CSVLogger",
                        "init_args": {"save_dir": str(root), "name": method.lower()}},
             "callbacks": [
@@ -62,7 +64,7 @@ def classifier(tmp_path_factory) -> Path:
 
 
 def evaluate_args(ckpt: Path, classifier: Path, tmp_path: Path) -> list[str]:
-    return ["evaluate", "--ckpt_path", str(ckpt), "--feature", str(classifier),
+    return ["evaluate", "--ckpt_path", str(ckpt), "--fid_feature", str(classifier),
             "--num_samples", "64", "--knn_train_samples", "300", "--batch_size", "64",
             "--cache_dir", str(tmp_path / "cache"), "--device", "cpu", "--progress", "false"]
 
@@ -81,7 +83,7 @@ def test_evaluate_then_report_gives_the_comparison_table(runs, classifier, tmp_p
         assert (run_dir / "evaluation.md").read_text() == markdown_table([records[method]])
     ae = records["AE"]
     assert set(ae["metrics"]) == KEYS and ae["dataset"] == "Digits" and ae["global_step"] == 5
-    assert ae["features"].startswith("classifier-") and ae["num_images"] == 64
+    assert ae["fid_feature"].startswith("classifier-") and ae["num_images"] == 64
     assert ae["samplers"] == {"gaussian": "checkpoint", "gmm": "checkpoint"}
     assert "| AE | Digits | 5 |" in capsys.readouterr().out  # the one-row table is printed
 
@@ -231,3 +233,13 @@ def test_report_reads_classifier_fid_from_csv_logs(tmp_path) -> None:
     assert record["metrics"] == {"cfid/gmm": 4.0, "fid/gmm": 7.0, "knn/acc": 0.95}
     table = markdown_table([record])
     assert "GMM FID" in table and "GMM cFID" in table  # two columns, not one mixed
+
+
+def test_the_old_feature_flag_is_a_deprecated_name_of_fid_feature() -> None:
+    parser = build_parser()
+    new = parser.parse_args(["--ckpt_path", "x.ckpt", "--fid_feature", "a.pt"])
+    assert fid_feature_argument(new) == "a.pt"
+    old = parser.parse_args(["--ckpt_path", "x.ckpt", "--feature", "a.pt"])
+    with pytest.warns(FutureWarning, match="--feature is deprecated: it is now named "
+                                           "--fid_feature"):
+        assert fid_feature_argument(old) == "a.pt"

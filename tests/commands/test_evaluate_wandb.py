@@ -40,7 +40,7 @@ def test_offline_run_directory_holds_the_logged_keys(tmp_path, monkeypatch) -> N
     data = Digits(batch_size=32)
     logger = GenaeWandbLogger(project="test", save_dir=str(tmp_path), tags=["smoke"])
     metrics = GenerativeMetrics(every_n_epochs=None, num_samples=32, knn_train_samples=100,
-                                batch_size=32, n_components=2, feature=TinyFeatures(),
+                                batch_size=32, n_components=2, fid_feature=TinyFeatures(),
                                 cache_dir=str(tmp_path / "cache"), progress=False)
     trainer = tiny_trainer(tmp_path, max_steps=3, logger=logger, log_every_n_steps=1,
                            callbacks=[metrics, ImageLogger(n=4)])

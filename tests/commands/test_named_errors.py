@@ -154,9 +154,9 @@ def test_missing_inputs_are_errors_naming_them(ckpt, tmp_path, monkeypatch) -> N
         cli.main(["fit", "--config", QUICKSTART, "--trainer.max_steps", "1",
                   "--trainer.callbacks+=genae_lightning.callbacks.GenerativeMetrics",
                   "--fid_feature", str(missing)])
-    with pytest.raises(FileNotFoundError, match=rf"--feature '{named(missing)}' is neither "):
+    with pytest.raises(FileNotFoundError, match=rf"--fid_feature '{named(missing)}' is neither "):
         cli.main(["evaluate", "--ckpt_path", str(ckpt), "--device", "cpu", "--data",
-                  "SyntheticImages", "--data.image_shape", "[1, 8, 8]", "--feature",
+                  "SyntheticImages", "--data.image_shape", "[1, 8, 8]", "--fid_feature",
                   str(missing)])
     with pytest.raises(ValueError, match=r"genae predict needs the trained weights, and no "
                                          r"--ckpt_path was given.*--ckpt_path <log dir>/"):

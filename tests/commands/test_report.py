@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from genae_lightning.cli import main
-from genae_lightning.commands.report import flatten_settings, run_fields
+from genae_lightning.commands.report import flatten_settings, read_evaluation, run_fields
 
 
 def tables(text: str) -> dict[str, list[dict[str, str]]]:
@@ -142,3 +142,15 @@ def test_run_fields_of_a_wandb_run_config() -> None:
         "trainer.callbacks.Checkpoint": "a.Checkpoint", "trainer.callbacks.Checkpoint.every": 5,
         "trainer.callbacks.1": "a.Metrics", "trainer.callbacks.1.k": 5,
         "trainer.callbacks.2": "a.Metrics", "trainer.callbacks.2.k": 7}
+
+
+@pytest.mark.parametrize("key", ["fid_feature", "features"])  # "features": older genae evaluate
+def test_evaluation_records_name_their_fid_feature_under_either_key(tmp_path, key) -> None:
+    path = tmp_path / "evaluation.json"
+    path.write_text(json.dumps({"name": "AE", "dataset": "MNIST", "global_step": 1,
+                                key: "inception2048", "metrics": {"fid/gmm": 1.0}}))
+    record = read_evaluation(path)
+    assert record["fid_feature"] == "inception2048" and "features" not in record
+    main(["report", str(path), "--out", str(tmp_path / "r")])
+    assert tables((tmp_path / "r.md").read_text())["Runs"][0]["FID features"] == "inception2048"
+    assert "fid_feature" in (tmp_path / "r.csv").read_text().splitlines()[0].split(",")

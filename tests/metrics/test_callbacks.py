@@ -27,7 +27,7 @@ def model() -> AE:
 
 def metrics_callback(tmp_path, **kwargs) -> GenerativeMetrics:
     options = dict(every_n_epochs=1, num_samples=32, knn_train_samples=100, batch_size=32,
-                   n_components=2, feature=TinyFeatures(), cache_dir=str(tmp_path / "cache"),
+                   n_components=2, fid_feature=TinyFeatures(), cache_dir=str(tmp_path / "cache"),
                    progress=False)
     return GenerativeMetrics(**(options | kwargs))
 
@@ -68,9 +68,15 @@ def test_missing_inception_weights_switch_fid_off_with_a_warning(tmp_path, monke
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.warns(UserWarning, match="FID is switched off.*genae train-features"):
-        trainer = fit(tmp_path, [metrics_callback(tmp_path, feature="inception",
+        trainer = fit(tmp_path, [metrics_callback(tmp_path, fid_feature="inception",
                                                   every_n_epochs=None)])
     assert {"knn/acc", "val/rec_sse"} <= set(trainer.callback_metrics)
     assert not [k for k in trainer.callback_metrics if split_fid_key(k)]  # no FID of any kind
     with pytest.raises(FileNotFoundError, match="Inception-v3 weights are not available"):
-        fit(tmp_path, [metrics_callback(tmp_path, feature="inception", strict=True)])
+        fit(tmp_path, [metrics_callback(tmp_path, fid_feature="inception", strict=True)])
+
+
+def test_the_feature_argument_is_a_deprecated_name_of_fid_feature() -> None:
+    with pytest.deprecated_call(match=r"GenerativeMetrics\(feature=...\) is deprecated"):
+        metrics = GenerativeMetrics(feature="features/mnist_classifier.pt")
+    assert metrics.fid_feature == "features/mnist_classifier.pt"

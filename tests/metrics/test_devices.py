@@ -38,7 +38,7 @@ def single_process(module: AE, tmp_path, device: str = "cpu") -> dict[str, float
 @pytest.mark.slow
 def test_ddp_gathers_features_codes_and_sums(tmp_path) -> None:
     callback = GenerativeMetrics(every_n_epochs=None, num_samples=64, knn_train_samples=200,
-                                 batch_size=16, n_components=2, feature=features(),
+                                 batch_size=16, n_components=2, fid_feature=features(),
                                  cache_dir=str(tmp_path / "ddp"), progress=False)
     module = model()
     trainer = tiny_trainer(tmp_path, max_steps=1, strategy="ddp_spawn", devices=2,
