@@ -122,9 +122,16 @@ def jvp_forward(fn: Callable[[Tensor], Tensor], z: Tensor, v: Tensor) -> tuple[T
 
 
 def jvp_finite_difference(
-    fn: Callable[[Tensor], Tensor], z: Tensor, v: Tensor, eps: float = 0.01
+    fn: Callable[[Tensor], Tensor],
+    z: Tensor,
+    v: Tensor,
+    eps: float = 0.01,
+    base: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Return (fn(z), (fn(z + eps v) - fn(z)) / eps), eq. (8) of the InjFlow paper.
+
+    ``base`` is fn(z) when the caller has it already (e.g. rows of a full-batch pass): it is then
+    used as is, and fn runs once, on the perturbed point.
 
     When ``fn`` is an ``nn.Module``, the perturbed pass runs with its BatchNorm running statistics
     frozen (:func:`~genae_lightning.functional.batchnorm.frozen_batchnorm_stats`): it still
@@ -137,10 +144,14 @@ def jvp_finite_difference(
         >>> out, jv = jvp_finite_difference(lambda z: z**2, torch.ones(1, 1), torch.ones(1, 1))
         >>> round(jv.item(), 2)
         2.01
+        >>> _, jv_from_base = jvp_finite_difference(lambda z: z**2, torch.ones(1, 1),
+        ...                                         torch.ones(1, 1), base=torch.ones(1, 1))
+        >>> torch.equal(jv, jv_from_base)
+        True
     """
     if eps <= 0:
         raise ValueError(f"finite-difference eps must be > 0 (the paper uses 0.01), got {eps}")
-    out = fn(z)
+    out = fn(z) if base is None else base
     frozen = frozen_batchnorm_stats(fn) if isinstance(fn, nn.Module) else nullcontext()
     with frozen:
         out_eps = fn(z + eps * v)
@@ -184,6 +195,7 @@ def estimate_jacobian_sq_norm(
     mode: JvpMode = "forward",
     eps: float = 0.01,
     generator: torch.Generator | None = None,
+    base: Tensor | None = None,
 ) -> JacobianEstimate:
     """One-sample estimate of ||J_fn(z)||_F^2 per example, computed in float32 (or float64).
 
@@ -197,6 +209,8 @@ def estimate_jacobian_sq_norm(
         mode: ``"forward"``, ``"finite_difference"`` or ``"reverse"`` (see module docstring).
         eps: Step of the finite-difference estimator.
         generator: Optional random generator for the probe vectors.
+        base: fn(z) when already computed, for ``mode="finite_difference"`` only (the other
+            modes get fn(z) with the product): see :func:`jvp_finite_difference`.
 
     Returns:
         A :class:`JacobianEstimate` with fn(z), the estimate and ||v||^2.
@@ -206,6 +220,9 @@ def estimate_jacobian_sq_norm(
             f"inputs must have a batch dimension, shape (batch, latent_dim) or (batch, C, H, W), "
             f"got {tuple(z.shape)}"
         )
+    if base is not None and mode != "finite_difference":
+        raise ValueError(f"a precomputed base point fn(z) serves mode='finite_difference' only; "
+                         f"mode={mode!r} computes fn(z) with the product: leave base out")
     with torch.autocast(device_type=z.device.type, enabled=False):
         (z,) = at_least_float32(z)  # float64 (precision "64-true") stays float64
         if mode == "reverse":
@@ -217,7 +234,7 @@ def estimate_jacobian_sq_norm(
         if mode == "forward":
             out, jv = jvp_forward(fn, z, v)
         elif mode == "finite_difference":
-            out, jv = jvp_finite_difference(fn, z, v, eps)
+            out, jv = jvp_finite_difference(fn, z, v, eps, base)
         else:
             raise ValueError(
                 f"unknown jvp mode {mode!r}: expected 'forward', 'finite_difference' or 'reverse'"

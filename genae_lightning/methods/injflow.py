@@ -160,16 +160,12 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
             with stats.capture(differentiable=finite_difference):
                 output = self.decoder(z)
             rows = self.jac_rows(z.shape[0])
+            # eq. (8) from the base point g(z) already decoded: one sub-batch pass, its
+            # statistics those of the base point, gradient included (BatchStatistics)
+            base = output[rows] if finite_difference else None
             with stats.frozen():
-                if not finite_difference:
-                    est = estimate_jacobian_sq_norm(self.decoder, z[rows], self.jvp, self.fd_eps)
-                    return output, est
-                # eq. (8) with the base point g(z) already decoded: one sub-batch pass, its
-                # statistics those of the base point, gradient included (BatchStatistics)
-                v = torch.randn(z[rows].shape, device=z.device, dtype=z.dtype)
-                jv = (self.decoder(z[rows] + self.fd_eps * v) - output[rows]) / self.fd_eps
-        est = JacobianEstimate(output[rows], jv.flatten(1).pow(2).sum(dim=1),
-                               v.pow(2).sum(dim=1))
+                est = estimate_jacobian_sq_norm(self.decoder, z[rows], self.jvp, self.fd_eps,
+                                                base=base)
         return output, est
 
     def setup(self, stage: str) -> None:

@@ -169,3 +169,22 @@ def test_frozen_batchnorm_stats_restores_and_leaves_eval_layers_alone() -> None:
     assert int(train_bn.num_batches_tracked) == 0 and train_bn.running_mean.abs().sum() == 0
     train_bn(x)  # tracking again: cumulative average (momentum None) of one batch
     torch.testing.assert_close(train_bn.running_mean, x.mean(dim=0))
+
+
+def test_a_precomputed_base_point_gives_the_same_quotient_with_one_pass_fewer() -> None:
+    fn = small_decoder().float()
+    calls = []
+    fn.register_forward_hook(lambda *_: calls.append(1))
+    z, v = torch.randn(4, 3), torch.randn(4, 3)
+    out, jv = jvp_finite_difference(fn, z, v, eps=0.01)
+    assert len(calls) == 2
+    base_out, base_jv = jvp_finite_difference(fn, z, v, eps=0.01, base=out)
+    assert len(calls) == 3 and base_out is out and torch.equal(base_jv, jv)
+    torch.manual_seed(3)
+    est = estimate_jacobian_sq_norm(fn, z, "finite_difference")
+    torch.manual_seed(3)
+    from_base = estimate_jacobian_sq_norm(fn, z, "finite_difference", base=est.output)
+    assert torch.equal(from_base.sq_norm, est.sq_norm)
+    assert torch.equal(from_base.v_sq_norm, est.v_sq_norm)
+    with pytest.raises(ValueError, match="serves mode='finite_difference' only"):
+        estimate_jacobian_sq_norm(fn, z, "forward", base=est.output)

@@ -202,3 +202,19 @@ def test_resume_is_exact_with_a_fraction(tmp_path) -> None:
 def test_bad_fraction_is_a_clear_error(bad) -> None:
     with pytest.raises(ValueError, match=r"jac_fraction must be in \(0, 1\]"):
         build(jac_fraction=bad)
+
+
+def test_the_finite_difference_subset_estimate_is_eq_8_from_the_full_batch_decode() -> None:
+    model = build(jac_fraction=0.5, jvp="finite_difference", fd_eps=0.01)
+    z = torch.randn(6, d)
+    torch.manual_seed(4)
+    output, est = model._subset_estimate(z)
+    torch.manual_seed(4)  # the same draws: the rows, then the probe v
+    rows = model.jac_rows(6)
+    v = torch.randn(len(rows), d)
+    with torch.no_grad():
+        full = model.decoder(z)
+        jv = (model.decoder(z[rows] + 0.01 * v) - full[rows]) / 0.01
+    assert torch.equal(output.detach(), full) and torch.equal(est.output.detach(), full[rows])
+    assert torch.equal(est.sq_norm.detach(), jv.flatten(1).pow(2).sum(dim=1))
+    assert torch.equal(est.v_sq_norm, v.pow(2).sum(dim=1))
