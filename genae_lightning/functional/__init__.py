@@ -20,6 +20,7 @@ from genae_lightning.functional.jacobian import (
     jvp_needs_grad,
     vjp_reverse,
 )
+from genae_lightning.functional.knn import knn_accuracy
 from genae_lightning.functional.lagrangian import (
     debiased,
     dual_ascent,
@@ -50,6 +51,7 @@ __all__ = [
     "discriminator_loss",
     "generator_loss",
     "kernel_matrix",
+    "knn_accuracy",
     "mmd",
     "squared_l2_norm",
     "wae_kernel_scales",

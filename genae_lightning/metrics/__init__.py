@@ -2,12 +2,14 @@
 
 Entry points: :func:`evaluate_generative` (every metric of a trained method at once, used by the
 ``GenerativeMetrics`` callback and ``genae evaluate``); the metrics :class:`FID` (twin
-:func:`frechet_distance`), :class:`KNNAccuracy` (twin :func:`knn_accuracy`) and
+:func:`frechet_distance`), :class:`KNNAccuracy` (twin
+:func:`~genae_lightning.functional.knn_accuracy`) and
 :class:`ReconstructionSSE` (twin :func:`~genae_lightning.functional.sum_squared_error`); the
 submanifold diagnostics of VAEs in :mod:`~genae_lightning.metrics.diagnostics`.
 """
 
 from genae_lightning.functional.frechet import frechet_distance
+from genae_lightning.functional.knn import knn_accuracy
 from genae_lightning.metrics.fid import (
     FID,
     FeatureStats,
@@ -16,7 +18,7 @@ from genae_lightning.metrics.fid import (
     split_fid_key,
     to_rgb,
 )
-from genae_lightning.metrics.knn import KNNAccuracy, knn_accuracy
+from genae_lightning.metrics.knn import KNNAccuracy
 from genae_lightning.metrics.sse import ReconstructionSSE
 from genae_lightning.metrics.suite import Evaluation, MetricsConfig, evaluate_generative
 
