@@ -44,6 +44,7 @@ def tiny_trainer(tmp_path: Path, max_steps: int = 2, **kwargs) -> L.Trainer:
         enable_model_summary=False,
         num_sanity_val_steps=0,
         limit_val_batches=1,
+        log_every_n_steps=1,  # tiny runs have fewer batches than Lightning's default 50
         default_root_dir=str(tmp_path),
     )
     options.update(kwargs)

@@ -32,6 +32,8 @@ def test_default_run_names() -> None:
     assert run_name("AE", "CIFAR10") == "AE-CIFAR10"
 
 
+# 2 steps of injflow_mnist with its log_every_n_steps (an override would change the run name)
+@pytest.mark.filterwarnings("ignore:The number of training batches")
 def test_an_offline_run_of_injflow_mnist_carries_method_dataset_config_and_seed(
     tmp_path, monkeypatch, caplog
 ) -> None:
@@ -126,6 +128,7 @@ def tiny_fit_args(root: Path, classifier: Path) -> list[str]:
             "--fid_feature", str(classifier)]
 
 
+@pytest.mark.filterwarnings("ignore:The number of training batches")  # as above
 def test_sweep_points_of_injflow_ln_mnist_are_named_by_their_config_and_settings(
     tmp_path, monkeypatch
 ) -> None:

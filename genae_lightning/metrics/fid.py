@@ -172,8 +172,9 @@ class FID(FrechetInceptionDistance):
         """FID of the generated set to the real set (NaN, with a warning, if it is not finite)."""
         fake = (self.fake_features_sum, self.fake_features_cov_sum)
         if not all(torch.isfinite(t).all() for t in fake):
+            # stacklevel 3: past torchmetrics' compute wrapper, the code that asked for the FID
             warnings.warn("FID: the generated images' features are not finite (NaN or inf "
-                          "images?); reporting NaN", stacklevel=2)
+                          "images?); reporting NaN", stacklevel=3)
             return torch.tensor(float("nan"))
         n_real, n_fake = int(self.real_features_num_samples), int(self.fake_features_num_samples)
         if n_real < 2 or n_fake < 2:

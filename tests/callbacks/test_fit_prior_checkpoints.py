@@ -21,7 +21,8 @@ def fit(tmp_path, max_steps: int = 2, **kwargs) -> L.Trainer:
     model = AE(image_shape=SHAPE, latent_dim=3, backbone=MLPBackbone(hidden=[16]))
     trainer = L.Trainer(max_steps=max_steps, default_root_dir=tmp_path, accelerator="cpu",
                         enable_progress_bar=False, enable_model_summary=False,
-                        num_sanity_val_steps=0, limit_val_batches=1, **kwargs)
+                        num_sanity_val_steps=0, limit_val_batches=1, log_every_n_steps=1,
+                        **kwargs)
     trainer.fit(model, datamodule=SyntheticImages(image_shape=SHAPE, num_samples=64,
                                                   batch_size=8))
     return trainer

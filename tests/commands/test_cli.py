@@ -11,7 +11,7 @@ from genae_lightning.cli import main
 from tests.conftest import REPO
 
 QUICK = ["--trainer.max_steps", "30", "--trainer.val_check_interval", "10",
-         "--trainer.enable_progress_bar", "false"]
+         "--trainer.log_every_n_steps", "10", "--trainer.enable_progress_bar", "false"]
 
 
 @pytest.fixture

@@ -42,6 +42,9 @@ def run(config, tmp_path, max_steps: int, ckpt_path=None) -> tuple[dict[int, flo
     return record.losses, model
 
 
+# FactorVAE and WAEGAN step their optimizers in training_step, so a checkpoint holds the state
+# after the step: what an exact resume needs, as this test checks
+@pytest.mark.filterwarnings("ignore:Using ModelCheckpoint with manual optimization")
 @pytest.mark.parametrize("config", CONFIGS, ids=config_id)
 def test_resumed_run_matches_uninterrupted_run(config, tmp_path) -> None:
     cls = config[0]

@@ -22,6 +22,10 @@ TINY = ["--config", "injflow_mnist", "--data", "genae_lightning.data.SyntheticIm
         "--trainer.enable_progress_bar=false"]
 
 
+# 2 steps of injflow_mnist with its log_every_n_steps (an override would change the run name)
+pytestmark = pytest.mark.filterwarnings("ignore:The number of training batches")
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     """A tiny injflow_mnist run with CSV and W&B logs; returns its last.ckpt."""

@@ -9,7 +9,7 @@ GRIDS = ("recon", "samples_standard", "samples_gaussian", "samples_gmm")
 def run_quickstart() -> None:
     main(["fit", "--config", str(REPO / "configs" / "quickstart.yaml"),
           "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
-          "--trainer.enable_progress_bar", "false"])
+          "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false"])
 
 
 def test_a_second_run_in_the_same_root_gets_its_own_version_folder(tmp_path, monkeypatch) -> None:

@@ -157,7 +157,7 @@ def test_quickstart_trains_with_precision_64_true(tmp_path, monkeypatch) -> None
     monkeypatch.chdir(tmp_path)
     main(["fit", "--config", str(REPO / "configs" / "quickstart.yaml"),
           "--trainer.precision", "64-true", "--trainer.max_steps", "3",
-          "--trainer.enable_progress_bar", "false"])
+          "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false"])
     [ckpt] = tmp_path.rglob("last.ckpt")
     state = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
     assert state["encoder.1.weight"].dtype == torch.float64

@@ -53,7 +53,7 @@ def test_values_at_each_step(nu, tmp_path) -> None:
 
 
 def test_schedule_continues_exactly_after_resume(tmp_path) -> None:
-    first = tiny_trainer(tmp_path, max_steps=3, enable_checkpointing=True)
+    first = tiny_trainer(tmp_path, max_steps=3)
     first.fit(model(Penalty(nu=1.3)), datamodule=data())
     ckpt = tmp_path / "stop.ckpt"
     first.save_checkpoint(ckpt)

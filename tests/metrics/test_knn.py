@@ -46,5 +46,6 @@ def test_knn_metric_accumulates_batches_like_the_function() -> None:
     metric.update(z[80:], y[80:], train=False)
     assert float(metric.compute()) == knn_accuracy(z[:80], y[:80], z[80:], y[80:], k=5)
     metric.reset()
-    with pytest.raises(ValueError, match="expected train codes of shape"):
+    with pytest.warns(UserWarning, match="called before the ``update``"), \
+            pytest.raises(ValueError, match="expected train codes of shape"):
         metric.compute()  # nothing accumulated: the function's shape check says so
