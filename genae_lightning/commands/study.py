@@ -22,9 +22,7 @@ from genae_lightning.studies.plan import selection_trials
 from genae_lightning.studies.report import report_command
 from genae_lightning.studies.run import Options, StudyState, run_study
 from genae_lightning.studies.spec import available_studies, load_study
-from genae_lightning.studies.store import DEFAULT_HEARTBEAT, DEFAULT_LEASE
-
-DEFAULT_ROOT = "outputs/studies"
+from genae_lightning.studies.store import DEFAULT_HEARTBEAT, DEFAULT_LEASE, DEFAULT_ROOT
 
 
 def run_command(argv: list[str]) -> StudyState | None:

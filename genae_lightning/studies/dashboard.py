@@ -31,9 +31,9 @@ from typing import Any
 
 from genae_lightning.loggers import has_wandb_credentials
 from genae_lightning.metrics.fid import split_fid_key
-from genae_lightning.studies.report import metric_title
-from genae_lightning.studies.results import Result, Results, from_store
+from genae_lightning.studies.results import Result, Results, from_store, metric_title
 from genae_lightning.studies.spec import load_study
+from genae_lightning.studies.store import DEFAULT_ROOT
 
 GROUP_KEY = "study.method"  # the config label in a trial's W&B run config (plan.Trial.wandb_args)
 CURVES = ("train/loss", "train/rec")
@@ -148,8 +148,6 @@ def online() -> bool:
 
 def dashboard_command(argv: list[str]) -> dict[str, Any]:
     """``genae study dashboard``: a W&B workspace comparing a study's configs (offline: a file)."""
-    from genae_lightning.commands.study import DEFAULT_ROOT
-
     parser = argparse.ArgumentParser(prog="genae study dashboard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", help="a bundled study's name (`genae study list`) or a file")

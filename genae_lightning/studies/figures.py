@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from genae_lightning.commands.report import mean_sd
-from genae_lightning.studies.results import Result, Results
+from genae_lightning.studies.results import Result, Results, metric_title
 
 DPI = 100
 PANEL_INCHES = (4.0, 3.0)  # one metric of one dataset
@@ -34,8 +34,6 @@ def budget_figure(results: Results, path: Path) -> Path:
     One row of panels per dataset, one column per metric. Step budgets are joined by lines;
     an equal wall-clock result is an open marker at the steps it trained (mean ± sd).
     """
-    from genae_lightning.studies.report import metric_title
-
     plt = pyplot()
     study = results.study
     datasets, metrics = study.datasets, study.metrics
@@ -80,8 +78,6 @@ def selection_figure(results: Results, path: Path) -> Path | None:
     Failed and diverged runs are named without a bar; the axis is logarithmic when the values
     span more than 30x. None (nothing written) for a study without selection runs.
     """
-    from genae_lightning.studies.report import metric_title
-
     grid = results.grid
     if not grid:
         return None

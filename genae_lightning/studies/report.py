@@ -23,9 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genae_lightning.commands.report import (
-    FID_COLUMNS,
-    OTHER_COLUMNS,
-    _fid_title,
     _markdown,
     mean_sd,
 )
@@ -37,8 +34,11 @@ from genae_lightning.studies.results import (
     budget_name,
     from_store,
     from_table1_jsonl,
+    metric_format,
+    metric_title,
 )
 from genae_lightning.studies.spec import load_study
+from genae_lightning.studies.store import DEFAULT_ROOT
 
 ALPHA = 0.05  # significance level of the mark
 MARK = "†"
@@ -51,22 +51,6 @@ def higher_is_better(study: Study, key: str) -> bool:
     """Whether a larger value of the metric is better (the selection metric: its mode)."""
     return study.selection_mode == "max" if key == study.selection_metric else (
         key in HIGHER_IS_BETTER)
-
-
-def metric_title(key: str) -> str:
-    """A metric's column title, as ``genae report`` writes it (``GMM cFID``, ``5-NN acc.``)."""
-    fid = split_fid_key(key)
-    kinds = dict((kind, title) for title, kind in FID_COLUMNS)
-    if fid is not None and fid[1] in kinds:
-        return f"{kinds[fid[1]]} {_fid_title(fid[0])}"
-    return next((title for title, k, _ in OTHER_COLUMNS if k == key), key)
-
-
-def metric_format(key: str) -> str:
-    """A metric's number format: ``.2f`` for FIDs, ``genae report``'s for the others."""
-    if split_fid_key(key) is not None:
-        return ".2f"
-    return next((fmt for _, k, fmt in OTHER_COLUMNS if k == key), ".4g")
 
 
 def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
@@ -431,8 +415,6 @@ def write_report(results: Results, out: Path, alpha: float = ALPHA) -> dict[str,
 
 def report_command(argv: list[str]) -> dict[str, Path]:
     """``genae study report``: the paper's table (markdown, CSV, LaTeX) and plots of a study."""
-    from genae_lightning.commands.study import DEFAULT_ROOT
-
     parser = argparse.ArgumentParser(prog="genae study report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("study", help="a bundled study's name (`genae study list`) or a file")

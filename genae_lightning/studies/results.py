@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from genae_lightning.commands.report import FID_COLUMNS, OTHER_COLUMNS, _fid_title
+from genae_lightning.metrics.fid import split_fid_key
 from genae_lightning.studies.definition import Study
 from genae_lightning.studies.plan import (
     Selection,
@@ -349,3 +351,19 @@ def from_table1_jsonl(study: Study, path: str | Path, config: str | None = None)
 def describe_budget(budget: Mapping[str, Any], reference: Mapping[str, Any]) -> str:
     """How a ``bench/table1.py`` budget differs from another: ``jac_fraction=0.5, ...``."""
     return ", ".join(f"{k}={v}" for k, v in budget.items() if reference.get(k) != v) or "same"
+
+
+def metric_title(key: str) -> str:
+    """A metric's column title, as ``genae report`` writes it (``GMM cFID``, ``5-NN acc.``)."""
+    fid = split_fid_key(key)
+    kinds = dict((kind, title) for title, kind in FID_COLUMNS)
+    if fid is not None and fid[1] in kinds:
+        return f"{kinds[fid[1]]} {_fid_title(fid[0])}"
+    return next((title for title, k, _ in OTHER_COLUMNS if k == key), key)
+
+
+def metric_format(key: str) -> str:
+    """A metric's number format: ``.2f`` for FIDs, ``genae report``'s for the others."""
+    if split_fid_key(key) is not None:
+        return ".2f"
+    return next((fmt for _, k, fmt in OTHER_COLUMNS if k == key), ".4g")

@@ -43,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 STATES = ("pending", "running", "done", "failed")
+# Where a study lives unless --root says otherwise: <DEFAULT_ROOT>/<study name>
+DEFAULT_ROOT = "outputs/studies"
 DEFAULT_LEASE = 300.0  # seconds without a heartbeat after which a claim is stale
 DEFAULT_HEARTBEAT = 20.0  # seconds between heartbeats
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 
-from genae_lightning.studies.launchers import RayOptions, gather
+from genae_lightning.studies.launchers.base import RayOptions, gather
 from genae_lightning.studies.trial import Job, JobResult, execute
 
 try:

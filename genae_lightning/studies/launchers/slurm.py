@@ -43,7 +43,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from genae_lightning.studies.launchers import SlurmOptions, gather
+from genae_lightning.studies.launchers.base import SlurmOptions, gather
 from genae_lightning.studies.store import Store
 from genae_lightning.studies.trial import Job, JobResult, execute
 
