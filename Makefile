@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint docs bench clean
+.PHONY: demo test test-slow lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n auto
+
+# The end-to-end runs of minutes (bench/ scripts, a pip install, a whole tiny study); CI runs them.
+test-slow: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -n auto -m "slow and not gpu"
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .

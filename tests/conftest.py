@@ -20,16 +20,6 @@ torch.set_num_threads(1)  # tiny models: one thread per process is fastest
 # Tests of other folders that take minutes, marked slow here (run them with `pytest -m slow`):
 # the tiny study end to end runs ~20 `genae fit` subprocesses, about 3.5 minutes on 2 cores,
 # more than the rest of `make test` takes on its worker.
-SLOW_TESTS = ("tests/studies/test_local_study.py::test_the_tiny_study_end_to_end",)
-
-
-@pytest.hookimpl(tryfirst=True)  # before `-m 'not slow'` deselects
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.nodeid in SLOW_TESTS:
-            item.add_marker(pytest.mark.slow)
-
-
 @pytest.fixture(scope="session")
 def installed_genae(tmp_path_factory) -> Path:
     """The ``bin`` folder of a venv where this working tree is pip-installed (non-editable),

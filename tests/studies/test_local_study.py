@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from genae_lightning.studies.plan import Trial, selection_trials
 from genae_lightning.studies.spec import load_study
 from genae_lightning.studies.store import Store, read_claim
@@ -50,6 +52,7 @@ def numbers(store: Store) -> dict[str, tuple]:
             store.records().items()}
 
 
+@pytest.mark.slow  # ~210 s: `make test-slow`, which CI runs after `make test`
 def test_the_tiny_study_end_to_end(tmp_path) -> None:
     root = tmp_path / "reference" / "tiny"
     first, second = driver(root), driver(root)  # two drivers at once on one study
