@@ -12,6 +12,7 @@ import pytest
 
 from genae_lightning.cli import main
 from genae_lightning.commands.console import console, is_user_error, split_verbose
+from tests.journeys.installed import command_environment
 
 # What a correct run printed before this was fixed, none of which concerns the user.
 NOISE = (
@@ -33,10 +34,9 @@ FIT = ["fit", "--config", "injflow_mnist", "--data", "genae_lightning.data.Synth
 
 
 def _genae(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k != "GENAE_VERBOSE"}
-    environment.update(WANDB_MODE="offline", **env)
     return subprocess.run([sys.executable, "-m", "genae_lightning.cli", *args], cwd=cwd,
-                          env=environment, capture_output=True, text=True, timeout=300)
+                          env=command_environment(WANDB_MODE="offline", **env),
+                          capture_output=True, text=True, timeout=300)
 
 
 def test_a_correct_fit_prints_its_folder_progress_and_summary_and_no_library_noise(

@@ -15,10 +15,22 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 
 
+# What an earlier test in the same pytest worker may have left in os.environ that must not reach
+# a fresh command: this copy's path, the worker's W&B service (wandb.init sets WANDB_SERVICE;
+# a child would log into the worker's service), Lightning's seed, a verbose console.
+LEAKED = ("PYTHONPATH", "WANDB_SERVICE", "PL_GLOBAL_SEED", "PL_SEED_WORKERS", "GENAE_VERBOSE")
+
+
+def command_environment(**env: str) -> dict[str, str]:
+    """The environment of a fresh command: this one's, less :data:`LEAKED`, plus ``env``."""
+    environment = {k: v for k, v in os.environ.items() if k not in LEAKED}
+    environment.update(env)
+    return environment
+
+
 def run(args: list, cwd: Path, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
     """Run ``args`` in ``cwd`` without ``PYTHONPATH``; fail with its output when it fails."""
-    environment = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    environment.update(env)
+    environment = command_environment(**env)
     result = subprocess.run([str(a) for a in args], cwd=cwd, capture_output=True, text=True,
                             timeout=timeout, env=environment)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
