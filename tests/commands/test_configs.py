@@ -10,7 +10,6 @@ DataModule built, one reconstruction and sample of the data's shape. A new part 
 soon as a config uses it, with no list to edit.
 """
 
-import importlib
 import sys
 from functools import cache
 from pathlib import Path
@@ -24,6 +23,7 @@ from genae_lightning.commands.config_files import compose, expand_config_args, r
 from genae_lightning.commands.fit import GenaeCLI
 from genae_lightning.data import ImageDataModule
 from genae_lightning.methods import GenerativeAutoencoder, load_method
+from genae_lightning.trust import lookup
 from tests.conftest import REPO
 
 CONFIG_DIR = REPO / "configs"
@@ -31,9 +31,9 @@ CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
 PART_FOLDERS = ("trainer", "data", "model")  # what a config's `defaults:` combine
 
 
-def _import(class_path: str) -> type:
-    module, _, name = class_path.rpartition(".")
-    return getattr(importlib.import_module(module), name)
+def _data_class(class_path: str) -> type:
+    """The DataModule class a config names, looked up in genae's allow-list (nothing imported)."""
+    return lookup(class_path, ["data"], where="a bundled config", key="data.class_path")
 
 
 @cache
@@ -55,7 +55,7 @@ def all_parts() -> set[str]:
 def image_shape(cfg: dict) -> tuple[int, int, int]:
     """The image shape of a composed config's data (its DataModule is built, not loaded)."""
     data = cfg["data"]
-    return tuple(_import(data["class_path"])(**data.get("init_args", {})).image_shape)
+    return tuple(_data_class(data["class_path"])(**data.get("init_args", {})).image_shape)
 
 
 @cache
