@@ -32,10 +32,10 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(
         ["DecoupledPrior", "FullCovGaussian", "GaussianMixture", "Prior", "StandardNormal"],
         "genae_lightning.priors"),
-    "SafeCheckpointIO": "genae_lightning.checkpoint_io",
+    "SafeCheckpointIO": "genae_lightning.checkpoints.io",
     "load_method": "genae_lightning.methods",
-    "from_pretrained": "genae_lightning.methods.pretrained",
-    "save_pretrained": "genae_lightning.methods.pretrained",
+    "from_pretrained": "genae_lightning.checkpoints.pretrained",
+    "save_pretrained": "genae_lightning.checkpoints.pretrained",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -22,7 +22,7 @@ from lightning.fabric.utilities.logger import _convert_params
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
-from genae_lightning.checkpoint import plain
+from genae_lightning.checkpoints.reading import plain
 
 
 def has_wandb_credentials() -> bool:

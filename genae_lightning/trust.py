@@ -14,6 +14,7 @@ Your own classes (an encoder, a backbone, a DataModule) load only when you hand 
 ``genae ... --trust mypackage.MyBackbone`` on the command line.
 
 >>> import torch
+import yaml
 >>> lookup("torch.optim.Adam", ("optimizer",), where="model.pt", key="optimizer")
 <class 'torch.optim.adam.Adam'>
 >>> lookup("this.Zen", ("optimizer",), where="model.pt", key="optimizer")  # doctest: +ELLIPSIS
@@ -27,10 +28,13 @@ import functools
 import importlib
 import inspect
 import re
+import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+import yaml
 
 T = TypeVar("T", bound=type)
 
@@ -153,15 +157,40 @@ def class_path(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+# Modules of genae-lightning that moved, old path -> new: names written by older versions (a
+# checkpoint's hyperparameters, a run's config.yaml, a pretrained folder's config.json) still
+# name their classes.
+MOVED_MODULES = {
+    **{f"genae_lightning.methods.{name}": f"genae_lightning.autoencoder.{name}"
+       for name in ("base", "networks", "seeding", "inputs", "nonfinite", "injected",
+                    "batch_statistics", "constraints", "gaussian", "adversarial")},
+    "genae_lightning.methods.checkpointing": "genae_lightning.checkpoints.module",
+    "genae_lightning.methods.hparams": "genae_lightning.checkpoints.hparams",
+    "genae_lightning.methods.loading": "genae_lightning.checkpoints.loading",
+    "genae_lightning.methods.pretrained": "genae_lightning.checkpoints.pretrained",
+    "genae_lightning.checkpoint": "genae_lightning.checkpoints.reading",
+    "genae_lightning.checkpoint_io": "genae_lightning.checkpoints.io",
+}
+
+
 def names_class(cls: type, name: str, short: bool) -> bool:
-    """Whether ``name`` names ``cls``: its path, or a package above its module, or its name."""
+    """Whether ``name`` names ``cls``: its path, a package above its module, or its name.
+
+    A package of genae-lightning that re-exports the class names it too
+    (``genae_lightning.methods.Penalty``), as does its path before a move (``MOVED_MODULES``).
+    Nothing is imported: a package counts only once it is loaded.
+    """
     prefix, _, qualname = name.rpartition(".")
-    if qualname != cls.__qualname__ and name != class_path(cls):
+    prefix = MOVED_MODULES.get(prefix, prefix)
+    if qualname != cls.__qualname__ and f"{prefix}.{qualname}" != class_path(cls):
         return False
     if not prefix:
         return short
     module = cls.__module__
-    return name == class_path(cls) or module == prefix or module.startswith(prefix + ".")
+    if module == prefix or module.startswith(prefix + "."):
+        return True
+    package = sys.modules.get(prefix) if prefix.startswith("genae_lightning") else None
+    return package is not None and getattr(package, qualname, None) is cls
 
 
 def lookup(name: Any, kinds: Iterable[str], *, where: str, key: str,
@@ -260,6 +289,7 @@ def check_names(value: Any, *, where: str, key: str, kinds: Iterable[str],
     so the only names jsonargparse resolves are those of classes already imported.
     """
     kinds, trusted = tuple(kinds), tuple(trusted)
+    folders = (Path.cwd(), Path(where).parent)
 
     def names_a_class(k: str, v: Any) -> bool:
         return k in ("class_path", "_class_path") or (
@@ -268,6 +298,12 @@ def check_names(value: Any, *, where: str, key: str, kinds: Iterable[str],
     def walk(v: Any, k: str, path: str) -> Any:
         if names_a_class(k, v):
             return class_path(lookup(v, kinds, where=where, key=path, trusted=trusted))
+        if isinstance(v, str) and names_a_config_file(v, folders):
+            raise UntrustedClassError(
+                f"{where}: {path} names the file {v!r}, which holds settings that jsonargparse "
+                "would read after this check, classes included. Nothing was imported. A config "
+                "names its parts under `defaults:` (composed and checked by genae); move the "
+                "file's settings there or into this file")
         if isinstance(v, Mapping):
             return {ck: walk(cv, str(ck), f"{path}.{ck}".lstrip(".")) for ck, cv in v.items()}
         if isinstance(v, list | tuple):
@@ -275,6 +311,31 @@ def check_names(value: Any, *, where: str, key: str, kinds: Iterable[str],
         return v
 
     return walk(value, key.rpartition(".")[2], key)
+
+
+def names_a_config_file(value: str, folders: Iterable[Path]) -> bool:
+    """Whether ``value`` is the path of a text file holding a YAML/JSON mapping or list.
+
+    jsonargparse reads such a value, given where it takes a class, a group or a list, as a
+    config of its own. Binary files (weights, checkpoints) and folders are no config.
+    """
+    if not value or "\n" in value or len(value) > 4096:
+        return False
+    for folder in folders:
+        try:
+            path = folder / Path(value).expanduser()
+            if not path.is_file():
+                continue
+            with path.open("rb") as f:
+                head = f.read(65536)
+            if b"\0" in head:
+                continue
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+        if isinstance(loaded, dict | list):
+            return True
+    return False
 
 
 def as_config(value: Any) -> Any:

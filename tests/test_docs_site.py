@@ -58,7 +58,8 @@ def site(tmp_path_factory) -> Path:
 def test_the_site_builds_in_strict_mode(site) -> None:
     methods = (site / "api" / "methods" / "index.html").read_text()
     assert 'id="genae_lightning.methods.injflow.InjFlow"' in methods  # from the docstrings
-    assert 'id="genae_lightning.methods.pretrained.from_pretrained"' in methods
+    checkpoints = (site / "api" / "checkpoints" / "index.html").read_text()
+    assert 'id="genae_lightning.checkpoints.pretrained.from_pretrained"' in checkpoints
     assert not (site / "griffe_genae.py").exists()  # the extension is no page
 
 
@@ -70,15 +71,15 @@ def test_the_api_pages_show_no_sphinx_role_as_text(site) -> None:
 
 
 def test_a_role_in_the_injflow_docstring_links_to_its_target(site) -> None:
-    # InjFlow, jac_fraction: "... batch's statistics (:class:`~genae_lightning.methods.
-    # batch_statistics.BatchStatistics`)", a role whose target wraps over two lines
+    # InjFlow, jac_fraction: "... batch's statistics (:class:`~genae_lightning.autoencoder.
+    # batch_statistics.BatchStatistics`)", a role whose target wraps over two lines and is
+    # documented on another page (the base of methods)
     methods = (site / "api" / "methods" / "index.html").read_text()
-    anchor = "genae_lightning.methods.batch_statistics.BatchStatistics"
-    assert re.search(rf'statistics \(<a [^>]*href="#{re.escape(anchor)}"[^>]*><code>'
-                     r"BatchStatistics</code></a>\)", methods)
-    assert f'id="{anchor}"' in methods
-    # and one to another page: :mod:`~genae_lightning.methods.constraints` on the same page,
-    # :func:`~genae_lightning.functional.sum_squared_error` from the metrics page
+    anchor = "genae_lightning.autoencoder.batch_statistics.BatchStatistics"
+    assert re.search(rf'statistics \(<a [^>]*href="../autoencoder/#{re.escape(anchor)}"[^>]*>'
+                     r"<code>BatchStatistics</code></a>\)", methods)
+    assert f'id="{anchor}"' in (site / "api" / "autoencoder" / "index.html").read_text()
+    # and :func:`~genae_lightning.functional.sum_squared_error` from the metrics page
     metrics = (site / "api" / "metrics" / "index.html").read_text()
     assert ('href="../functional/#genae_lightning.functional.reconstruction.sum_squared_error"'
             in metrics)
@@ -117,9 +118,10 @@ def test_literal_blocks_render_as_code(site) -> None:
     assert bounds and bounds.group(1).count("\n") == 2 and "(linear, eq. 4)" in bounds.group(1)
     assert "<li>E[log q(z) - sum_l" not in functional
     assert "+ E[log q(z) - sum_l log q(z_l)]      total correlation (TC)" in functional
-    # and "Usage::" + code in methods/pretrained.py is highlighted as Python
+    # and "Usage::" + code in checkpoints/pretrained.py is highlighted as Python
+    checkpoints = (site / "api" / "checkpoints" / "index.html").read_text()
     assert re.search(r'<p>Usage:</p>\s*<div class="highlight"><pre><span></span><code>'
-                     r'<span class="n">save_pretrained</span>', methods)
+                     r'<span class="n">save_pretrained</span>', checkpoints)
 
 
 def test_each_object_is_documented_once(site, loaded) -> None:
@@ -138,9 +140,9 @@ def test_each_object_is_documented_once(site, loaded) -> None:
 def test_the_extension_rewrites_the_docstrings(loaded) -> None:
     ext, pkg = loaded
     injflow = pkg["methods.injflow.InjFlow"].docstring.value
-    assert ("[`BatchStatistics`][genae_lightning.methods.batch_statistics.BatchStatistics]"
+    assert ("[`BatchStatistics`][genae_lightning.autoencoder.batch_statistics.BatchStatistics]"
             in injflow)
-    assert "[`constraints`][genae_lightning.methods.constraints]" in injflow
+    assert "[`constraints`][genae_lightning.autoencoder.constraints]" in injflow
     assert "v ~ N(0, I_d):\n\n```text\nw ||z||^2" in injflow
     # the package's copy of a re-exported name is hidden; its docstring links the original
     assert pkg["methods"].members["InjFlow"].is_public is False
@@ -150,15 +152,16 @@ def test_the_extension_rewrites_the_docstrings(loaded) -> None:
 
 def test_a_role_is_resolved_from_where_its_docstring_is(loaded) -> None:
     ext, pkg = loaded
-    mixin = pkg["methods.pretrained.PretrainedMixin.save_pretrained"]
+    mixin = pkg["checkpoints.pretrained.PretrainedMixin.save_pretrained"]
     # :func: names the module's function, not the method the docstring belongs to
     assert (ext.rewrite(":func:`save_pretrained`", mixin)
-            == "[`save_pretrained`][genae_lightning.methods.pretrained.save_pretrained]")
+            == "[`save_pretrained`][genae_lightning.checkpoints.pretrained.save_pretrained]")
     assert (ext.rewrite(":meth:`save_pretrained`", mixin)
-            == "[`save_pretrained`][genae_lightning.methods.pretrained.PretrainedMixin"
+            == "[`save_pretrained`][genae_lightning.checkpoints.pretrained.PretrainedMixin"
                ".save_pretrained]")
-    base = pkg["methods.base"]
-    assert ext.rewrite(":mod:`.seeding`", base) == "[`seeding`][genae_lightning.methods.seeding]"
+    base = pkg["autoencoder.base"]
+    assert (ext.rewrite(":mod:`.seeding`", base)
+            == "[`seeding`][genae_lightning.autoencoder.seeding]")
     assert (ext.rewrite(":class:`~genae_lightning.data.ImageDataModule`", base)
             == "[`ImageDataModule`][genae_lightning.data.base.ImageDataModule]")
     assert (ext.rewrite(":class:`the base <genae_lightning.priors.Prior>`", base)
@@ -166,7 +169,7 @@ def test_a_role_is_resolved_from_where_its_docstring_is(loaded) -> None:
     # not rendered on the site (another library, unknown, private): inline code, no link
     assert ext.rewrite(":func:`torch.load`", base) == "`torch.load`"
     assert ext.rewrite(":class:`NoSuchThing`", base) == "`NoSuchThing`"
-    assert ext.rewrite(":func:`~genae_lightning.methods.base._private`", base) == "`_private`"
+    assert ext.rewrite(":func:`~genae_lightning.autoencoder.base._private`", base) == "`_private`"
     # a role quoted in a literal stays as written
     assert ext.rewrite("``:func:`x` ``", base) == "``:func:`x` ``"
 

@@ -15,7 +15,9 @@ PACKAGE = "genae_lightning"
 LAYERS: list[set[str]] = [
     {"", "functional", "distributed", "trust"},  # "": genae_lightning/__init__.py (__version__)
     {"backbones", "priors", "data"},
-    {"methods", "checkpoint", "checkpoint_io"},
+    {"checkpoints"},
+    {"autoencoder"},
+    {"methods"},
     {"latents", "features", "metrics", "plots"},
     {"callbacks", "loggers"},
     {"commands", "studies"},  # studies run commands (fit, evaluate); `genae study` runs studies

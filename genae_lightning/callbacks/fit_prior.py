@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from genae_lightning.callbacks.reliability import was_interrupted
-from genae_lightning.checkpoint import read_checkpoint
+from genae_lightning.checkpoints.reading import read_checkpoint
 from genae_lightning.distributed import Collective
 from genae_lightning.latents.batchnorm import (
     DEFAULT_BATCHES,

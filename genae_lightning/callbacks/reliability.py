@@ -14,7 +14,7 @@ from lightning.pytorch.utilities import rank_zero_info
 from lightning.pytorch.utilities.model_helpers import is_overridden
 from torch import Tensor
 
-from genae_lightning.methods.nonfinite import all_finite, nonfinite_error, stop_if_nonfinite
+from genae_lightning.autoencoder.nonfinite import all_finite, nonfinite_error, stop_if_nonfinite
 
 # Exit status of `genae fit` after a graceful interrupt wrote interrupted.ckpt: not 0 (a scheduler
 # must not read the run as finished), not 1 (a crash) or 2 (a usage error), and not 128 + signal
@@ -232,6 +232,16 @@ class GracefulInterrupt(L.Callback):
     that work finish, saying so, as the run is then complete. A second signal stops at once.
     ``genae fit`` adds this callback to every run; on an error before the run wrote any file it
     also removes the run's empty log folder.
+
+    Why not Lightning's own handling (2.6): on SIGTERM it sets ``trainer.received_sigterm`` and
+    raises ``SIGTERMException``, a ``SystemExit`` of status 0, at its next check (after a
+    training batch, at an epoch's end, or mid-validation), checkpointing nothing itself. Ctrl-C
+    is a ``KeyboardInterrupt`` wherever the step is; the Trainer then exits with status 1.
+    ``OnExceptionCheckpoint`` and ``ModelCheckpoint(save_on_exception=True)`` save from
+    ``on_exception``, so on every crash too (a non-finite stop's diverged weights included).
+    SLURM auto-requeue (``SLURMEnvironment(auto_requeue=True)``) saves ``hpc_ckpt_<n>.ckpt`` from
+    inside the SIGUSR1 handler, mid-step, and only under SLURM. This callback clears Lightning's
+    flag and stops at a step boundary on either signal, only on a signal, with status 3.
     """
 
     def __init__(self, filename: str = "interrupted.ckpt") -> None:
@@ -277,8 +287,15 @@ class GracefulInterrupt(L.Callback):
             self._previous[sig] = signal.signal(sig, self._handler)
 
     def _restore(self) -> None:
+        # Lightning's teardown puts back the handlers it found when it installed its own, this
+        # callback's among them; after an error it runs after on_exception, so hand it the
+        # earlier ones (else a later Ctrl-C in this process would only be noted, not raised)
+        connector = getattr(self._trainer, "_signal_connector", None)
+        found = getattr(connector, "_original_handlers", None)
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+            if isinstance(found, dict) and found.get(sig) == self._handler:
+                found[sig] = handler
         self._previous.clear()
         self._trainer = None
 

@@ -15,7 +15,7 @@ import torch
 from jsonargparse import ArgumentParser, Namespace
 
 import genae_lightning.data  # noqa: F401  (registers DataModules for short names)
-from genae_lightning.checkpoint import read_checkpoint
+from genae_lightning.checkpoints.reading import read_checkpoint
 from genae_lightning.commands.config_files import read_yaml
 from genae_lightning.data import ImageDataModule
 from genae_lightning.methods import GenerativeAutoencoder, method_from_checkpoint

@@ -1,7 +1,7 @@
 """``genae export``: a ``genae fit`` checkpoint as a folder to share (Hugging Face Hub layout).
 
 The folder holds ``model.safetensors``, ``config.json`` and a ``README.md`` model card (see
-:mod:`genae_lightning.methods.pretrained`); ``from_pretrained(folder)`` loads it back, and
+:mod:`genae_lightning.checkpoints.pretrained`); ``from_pretrained(folder)`` loads it back, and
 ``hf upload user/name <folder>`` (huggingface_hub's command) shares it on the Hub.
 
 The card's dataset and metrics come from the run when they are not given: the dataset from the
@@ -17,16 +17,16 @@ import re
 from pathlib import Path
 from typing import Any
 
-from genae_lightning.checkpoint import read_checkpoint
-from genae_lightning.commands.checkpoints import checkpoint_file, run_config
-from genae_lightning.commands.config_files import read_yaml
-from genae_lightning.methods import method_from_checkpoint
-from genae_lightning.methods.pretrained import (
+from genae_lightning.checkpoints.pretrained import (
     CARD_NAME,
     CONFIG_NAME,
     WEIGHTS_NAME,
     save_pretrained,
 )
+from genae_lightning.checkpoints.reading import read_checkpoint
+from genae_lightning.commands.checkpoints import checkpoint_file, run_config
+from genae_lightning.commands.config_files import read_yaml
+from genae_lightning.methods import method_from_checkpoint
 from genae_lightning.trust import import_trusted
 
 EVALUATION_NAME = "evaluation.json"

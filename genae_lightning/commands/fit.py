@@ -21,8 +21,8 @@ import genae_lightning.data  # noqa: F401  (registers DataModules for short name
 import genae_lightning.methods  # noqa: F401  (registers methods for short names)
 from genae_lightning.callbacks import GenerativeMetrics, GracefulInterrupt, NonFiniteGuard
 from genae_lightning.callbacks.reliability import INTERRUPTED_EXIT_CODE
-from genae_lightning.checkpoint import read_checkpoint
-from genae_lightning.checkpoint_io import SAFE_CHECKPOINT_IO
+from genae_lightning.checkpoints.io import SAFE_CHECKPOINT_IO
+from genae_lightning.checkpoints.reading import read_checkpoint
 from genae_lightning.commands.checkpoints import checkpoint_file
 from genae_lightning.commands.config_files import expand_config_args, fill_logger_dirs
 from genae_lightning.commands.console import say

@@ -1,11 +1,11 @@
 """Methods: one LightningModule per generative autoencoder, all on the shared backbones."""
 
+from genae_lightning.autoencoder.base import GenerativeAutoencoder, LossOutput
+from genae_lightning.autoencoder.constraints import AugmentedLagrangian, Constraint, Penalty
+from genae_lightning.checkpoints.loading import load_method, method_from_checkpoint
 from genae_lightning.methods.ae import AE
 from genae_lightning.methods.ae_variants import AEL2, AESN, CAE
-from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
-from genae_lightning.methods.constraints import AugmentedLagrangian, Constraint, Penalty
 from genae_lightning.methods.injflow import InjFlow
-from genae_lightning.methods.loading import load_method, method_from_checkpoint
 from genae_lightning.methods.pga import LPGA, VPGA
 from genae_lightning.methods.rae import RAE
 from genae_lightning.methods.regularised_vae import (

@@ -4,10 +4,10 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from genae_lightning.autoencoder.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import sum_squared_error
-from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 
 
 class AE(GenerativeAutoencoder):

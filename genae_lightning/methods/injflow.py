@@ -7,6 +7,10 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from genae_lightning.autoencoder.base import GenerativeAutoencoder, LossOutput
+from genae_lightning.autoencoder.batch_statistics import BatchStatistics
+from genae_lightning.autoencoder.constraints import Constraint, Penalty
+from genae_lightning.autoencoder.injected import InjectedChoices
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import (
@@ -18,10 +22,6 @@ from genae_lightning.functional import (
 )
 from genae_lightning.functional.jacobian import JacobianEstimate, JvpMode, jvp_needs_grad
 from genae_lightning.functional.precision import at_least_float32
-from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
-from genae_lightning.methods.batch_statistics import BatchStatistics
-from genae_lightning.methods.constraints import Constraint, Penalty
-from genae_lightning.methods.injected import InjectedChoices
 
 
 class InjFlow(InjectedChoices, GenerativeAutoencoder):
@@ -34,7 +34,7 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
     where J(s) = (d/2) ln max(s, eta^2 ||v||^2) for ``bound="log"`` (InjFlow-ln, eq. 9) and
     J(s) = max(s, eta^2 ||v||^2) / (2 lambda) for ``bound="linear"`` (InjFlow, eq. 10). The
     penalties mu and mu_in belong to the ``constraint`` object
-    (:mod:`~genae_lightning.methods.constraints`): ``Penalty(nu, reference_steps)`` (the
+    (:mod:`~genae_lightning.autoencoder.constraints`): ``Penalty(nu, reference_steps)`` (the
     paper, the default) grows them as 1 + i^nu / 1000 before every optimizer step i;
     ``AugmentedLagrangian(kappa, ...)`` keeps them at 1 and adds Lagrange multipliers for
     E||x - g(z)||^2 <= kappa and E[inj] <= 0 (inj being the eta-hinge above), updated by dual
@@ -58,7 +58,7 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
             step's random stream; their mean is unbiased for the batch mean. The reconstruction
             and prior terms stay on the full batch. Below 1 the decoder runs once on the full
             batch (reconstruction) and once on the sub-batch with BatchNorm frozen at the full
-            batch's statistics (:class:`~genae_lightning.methods.batch_statistics.
+            batch's statistics (:class:`~genae_lightning.autoencoder.batch_statistics.
             BatchStatistics`); with ``jvp="finite_difference"`` the sub-batch pass is only
             g(z + eps v), the base point g(z) being the full pass's, and the frozen statistics
             carry their gradient as in the full pass. 1 (default) is the single full-batch pass
@@ -101,7 +101,7 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
             )
         if constraint is not None and not isinstance(constraint, Constraint):
             raise TypeError(
-                f"constraint must be a genae_lightning.methods.constraints.Constraint object "
+                f"constraint must be a genae_lightning.autoencoder.constraints.Constraint object "
                 f"(Penalty(nu=...) or AugmentedLagrangian(...)), got {constraint!r}"
             )
         for name, value in (("eta", eta), ("lam", lam), ("fd_eps", fd_eps)):

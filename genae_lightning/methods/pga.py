@@ -31,6 +31,8 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from genae_lightning.autoencoder.base import GenerativeAutoencoder, LossOutput
+from genae_lightning.autoencoder.gaussian import GaussianPosteriorAutoencoder
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import gaussian_kl_standard, gaussian_nll, reparameterize
@@ -38,8 +40,6 @@ from genae_lightning.functional import sum_squared_error as sse
 from genae_lightning.functional.batchnorm import frozen_batchnorm_stats
 from genae_lightning.functional.pga import log_det_jacobian_estimate, sphere_perturbation
 from genae_lightning.functional.precision import at_least_float32
-from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
-from genae_lightning.methods.gaussian import GaussianPosteriorAutoencoder
 
 
 def _frozen_h(encoder: nn.Module, decoder: nn.Module, z: Tensor, dim: int) -> Tensor:

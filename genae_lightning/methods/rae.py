@@ -6,11 +6,11 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from genae_lightning.autoencoder.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import estimate_jacobian_sq_norm, squared_l2_norm, sum_squared_error
 from genae_lightning.functional.jacobian import JvpMode, check_jvp_mode, jvp_needs_grad
-from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 
 
 class RAE(GenerativeAutoencoder):

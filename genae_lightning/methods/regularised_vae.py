@@ -15,13 +15,13 @@ from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from genae_lightning.autoencoder.adversarial import LatentAdversary
+from genae_lightning.autoencoder.base import LossOutput
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import discriminator_loss, mmd, wae_kernel_scales
 from genae_lightning.functional.mmd import Kernel
 from genae_lightning.functional.tc import AggregateEstimator, kl_decomposition, permute_dims
-from genae_lightning.methods.adversarial import LatentAdversary
-from genae_lightning.methods.base import LossOutput
 from genae_lightning.methods.vae import VAE
 from genae_lightning.methods.wae import latent_discriminator
 from genae_lightning.priors import Prior

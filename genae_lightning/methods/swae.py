@@ -7,11 +7,11 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from genae_lightning.autoencoder.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.backbones import Backbone, ConvBackbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import reparameterize
 from genae_lightning.functional import sum_squared_error as sse
-from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.priors import PseudoInputMixture, PseudoInputs
 from genae_lightning.priors.pseudo_inputs import PseudoInputHooks
 

@@ -8,12 +8,12 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from genae_lightning.autoencoder.base import LossOutput
+from genae_lightning.autoencoder.gaussian import GaussianPosteriorAutoencoder
+from genae_lightning.autoencoder.injected import InjectedChoices
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import gaussian_nll, reparameterize
-from genae_lightning.methods.base import LossOutput
-from genae_lightning.methods.gaussian import GaussianPosteriorAutoencoder
-from genae_lightning.methods.injected import InjectedChoices
 from genae_lightning.priors import Prior, StandardNormal
 
 

@@ -4,10 +4,10 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from genae_lightning.autoencoder.base import LossOutput
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import diag_gaussian_log_prob, gaussian_nll, reparameterize
-from genae_lightning.methods.base import LossOutput
 from genae_lightning.methods.vae import VAE
 from genae_lightning.priors import PseudoInputMixture, PseudoInputs
 from genae_lightning.priors.pseudo_inputs import PseudoInputHooks

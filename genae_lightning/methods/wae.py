@@ -6,6 +6,8 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from genae_lightning.autoencoder.adversarial import LatentAdversary
+from genae_lightning.autoencoder.base import GenerativeAutoencoder, LossOutput
 from genae_lightning.backbones import Backbone
 from genae_lightning.backbones.base import ImageShape
 from genae_lightning.functional import (
@@ -17,8 +19,6 @@ from genae_lightning.functional import (
 )
 from genae_lightning.functional.mmd import WAE_MULTIPLIERS, Kernel
 from genae_lightning.functional.precision import at_least_float32
-from genae_lightning.methods.adversarial import LatentAdversary
-from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
 
 
 class WAEMMD(GenerativeAutoencoder):

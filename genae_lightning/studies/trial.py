@@ -40,7 +40,7 @@ from typing import Any
 
 import torch
 
-from genae_lightning.checkpoint import read_checkpoint
+from genae_lightning.checkpoints.reading import read_checkpoint
 from genae_lightning.commands.evaluate import evaluate
 from genae_lightning.commands.resume import LAST_PATTERNS
 from genae_lightning.studies.plan import Trial, variant

@@ -11,13 +11,13 @@ import pytest
 import torch
 from torch import nn
 
+from genae_lightning.autoencoder.nonfinite import NonFiniteLossError
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.callbacks import ImageLogger, NonFiniteGuard
 from genae_lightning.callbacks.reliability import remove_empty_log_dir
 from genae_lightning.data import SyntheticImages
 from genae_lightning.distributed import Collective
 from genae_lightning.methods import AE
-from genae_lightning.methods.nonfinite import NonFiniteLossError
 from tests.conftest import tiny_trainer
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.callbacks import FitLatentPrior
-from genae_lightning.checkpoint import read_checkpoint
+from genae_lightning.checkpoints.reading import read_checkpoint
 from genae_lightning.cli import main
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import AE

@@ -8,6 +8,7 @@ import lightning as L
 import pytest
 import torch
 
+from genae_lightning.autoencoder.base import NonFiniteLossError
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.callbacks import (
     GracefulInterrupt,
@@ -17,7 +18,6 @@ from genae_lightning.callbacks import (
 )
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import AE, load_method
-from genae_lightning.methods.base import NonFiniteLossError
 from tests.conftest import tiny_trainer
 
 
@@ -130,6 +130,62 @@ def test_a_second_signal_stops_at_once(monkeypatch) -> None:
     with pytest.raises(KeyboardInterrupt):
         callback._handler(signal.SIGTERM, None)
 
+
+
+class SignalMidStep(L.Callback):
+    """Sends this process a signal between the backward and the optimizer step of step 1."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        if trainer.global_step == 1:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM],
+                         ids=["SIGINT", "SIGTERM"])
+def test_a_signal_mid_step_checkpoints_at_the_step_boundary(tmp_path, monkeypatch, signum):
+    """The step finishes, then interrupted.ckpt is written and fit returns: no KeyboardInterrupt
+    (Lightning's exit status 1) and no SIGTERMException (its status 0), its flag cleared."""
+    said: list[str] = []
+    monkeypatch.setattr(reliability, "rank_zero_info", said.append)
+    before = signal.getsignal(signum)
+    model = ae(lr=1e-3)
+    trainer = tiny_trainer(tmp_path, max_steps=20,
+                           callbacks=[GracefulInterrupt(), SignalMidStep(signum)])
+    trainer.fit(model, datamodule=data())
+    assert trainer.global_step == 2 and was_interrupted(trainer)
+    assert not trainer.received_sigterm
+    path = tmp_path / "checkpoints" / "interrupted.ckpt"
+    saved = torch.load(path, weights_only=False)
+    assert saved["global_step"] == 2
+    for key, value in model.state_dict().items():  # the weights after the finished step
+        torch.testing.assert_close(saved["state_dict"][key], value)
+    assert said == [f"received {signal.Signals(signum).name}: checkpointing after this step, "
+                    "then exiting with status 3; a second signal stops at once",
+                    f"saved {path} at step 2; resume with --ckpt_path {path}"]
+    assert signal.getsignal(signum) is before
+
+
+class FailsAtStepOne(AE):
+    def loss(self, x):
+        if self.global_step == 1:
+            raise RuntimeError("boom")
+        return super().loss(x)
+
+
+def test_an_error_writes_no_interrupt_checkpoint_and_restores_the_handlers(tmp_path) -> None:
+    """Only a signal saves (``save_on_exception`` would save on this error too), and after the
+    error the handlers from before the fit are back, though Lightning's teardown runs last."""
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    torch.manual_seed(0)
+    model = FailsAtStepOne(image_shape=(1, 8, 8), latent_dim=3, backbone=MLPBackbone(hidden=[8]))
+    trainer = tiny_trainer(tmp_path, max_steps=5, callbacks=[GracefulInterrupt()])
+    with pytest.raises(RuntimeError, match="boom"):
+        trainer.fit(model, datamodule=data())
+    assert not list(tmp_path.rglob("*.ckpt")) and not was_interrupted(trainer)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 class NaNFromTheStart(AE):
     def loss(self, x):

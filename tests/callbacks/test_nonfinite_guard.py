@@ -3,11 +3,11 @@
 import pytest
 import torch
 
+from genae_lightning.autoencoder.nonfinite import NonFiniteLossError, stop_if_nonfinite
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.callbacks import NonFiniteGuard
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import AE
-from genae_lightning.methods.nonfinite import NonFiniteLossError, stop_if_nonfinite
 from tests.conftest import tiny_trainer
 
 

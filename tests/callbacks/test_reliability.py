@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from genae_lightning.autoencoder.base import NonFiniteLossError
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.callbacks import NonFiniteGuard
 from genae_lightning.callbacks.reliability import INTERRUPTED_EXIT_CODE
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import AE, InjFlow, LossOutput, load_method
-from genae_lightning.methods.base import NonFiniteLossError
 from tests.conftest import REPO, tiny_trainer
 
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from genae_lightning.checkpoint_io import SafeCheckpointIO
+from genae_lightning.checkpoints.io import SafeCheckpointIO
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import InjFlow, Penalty, load_method
 from tests.conftest import tiny_trainer

@@ -240,6 +240,23 @@ def write_configs(genuine: dict, root: Path) -> Iterator[Hostile]:
         path = root / f"{name}.yaml"
         path.write_text(yaml.safe_dump(config))
         yield Hostile(name, "config", path, PAYLOAD)
+    # a value that is the path of a file of settings, which jsonargparse would read as a config
+    parts = root / "parts"
+    parts.mkdir(exist_ok=True)
+    part_cases = {
+        "config_model_part": (("model",), {"class_path": f"{PAYLOAD}.AE"}),
+        "config_trainer_part": (("trainer",), {**genuine["trainer"],
+                                               "callbacks": [{"class_path": f"{PAYLOAD}.Cb"}]}),
+        "config_callback_part": (("trainer", "callbacks"), [{"class_path": f"{PAYLOAD}.Cb"}]),
+        "config_backbone_part": (("model", "init_args", "backbone"),
+                                 {"class_path": f"{PAYLOAD}.Backbone"}),
+    }
+    for name, (key, part) in part_cases.items():
+        part_path = parts / f"{name}.txt"  # any suffix: jsonargparse reads the file as YAML
+        part_path.write_text(yaml.safe_dump(part))
+        path = root / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(with_(key, str(part_path))))
+        yield Hostile(name, "config", path, str(part_path))
 
 
 def users_own_method() -> type:

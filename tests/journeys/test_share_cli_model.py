@@ -108,7 +108,7 @@ def test_an_exported_model_loads_in_a_fresh_process_with_the_same_outputs(run,
     init = config["model"]["init_args"]
     assert config["model"]["class_path"] == "genae_lightning.methods.injflow.InjFlow"
     assert init["backbone"]["init_args"]["width"] == 0.125  # the CLI's override is kept
-    assert init["constraint"]["class_path"] == "genae_lightning.methods.constraints.Penalty"
+    assert init["constraint"]["class_path"] == "genae_lightning.autoencoder.constraints.Penalty"
     assert set(config["posthoc_priors"]) == {"gaussian", "gmm"}
     meta = yaml.safe_load((folder / "README.md").read_text().split("---\n", 2)[1])
     assert meta["datasets"] == ["SyntheticImages"] and meta["license"] == "mit"  # from the run

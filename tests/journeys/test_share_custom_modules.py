@@ -15,9 +15,9 @@ from torch.utils.data import DataLoader
 
 from genae_lightning.backbones.base import Backbone
 from genae_lightning.callbacks import FitLatentPrior
+from genae_lightning.checkpoints.pretrained import save_pretrained
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import VAE, InjFlow
-from genae_lightning.methods.pretrained import save_pretrained
 from tests.journeys.test_share_cli_model import NO_PICKLE, assert_identical, outputs, python
 
 SHAPE, LATENT = (1, 8, 8), 3

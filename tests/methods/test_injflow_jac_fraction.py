@@ -8,11 +8,11 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import nn
 
+from genae_lightning.autoencoder.batch_statistics import BatchStatistics
 from genae_lightning.backbones import Backbone, MLPBackbone
 from genae_lightning.data import SyntheticImages
 from genae_lightning.functional import estimate_jacobian_sq_norm
 from genae_lightning.methods import InjFlow, Penalty
-from genae_lightning.methods.batch_statistics import BatchStatistics
 from tests.conftest import tiny_trainer
 
 SHAPE = (1, 2, 3)  # D = 6

@@ -5,11 +5,11 @@ import pytest
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from genae_lightning.autoencoder.constraints import DualAscentMultiplier
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.data import SyntheticImages
 from genae_lightning.functional import debiased, dual_ascent, moving_average
 from genae_lightning.methods import AugmentedLagrangian, InjFlow, Penalty
-from genae_lightning.methods.constraints import DualAscentMultiplier
 from tests.commands.test_resume import RecordLoss
 from tests.conftest import tiny_trainer
 from tests.methods.test_injflow import SHAPE, LinearBackbone, d
@@ -86,7 +86,7 @@ def test_training_raises_the_multipliers_and_they_are_in_the_checkpoint(tmp_path
 def test_lagrangian_settings_are_saved_as_plain_hyperparameters(tmp_path) -> None:
     model = build(constraint=AugmentedLagrangian(kappa=0.5, dual_lr=0.01))
     assert model.hparams.constraint == {
-        "class_path": "genae_lightning.methods.constraints.AugmentedLagrangian",
+        "class_path": "genae_lightning.autoencoder.constraints.AugmentedLagrangian",
         "init_args": {"kappa": 0.5, "dual_lr": 0.01, "dual_lr_in": 1.0, "ema_decay": 0.99}}
 
 

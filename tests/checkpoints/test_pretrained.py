@@ -17,14 +17,15 @@ import genae_lightning.methods.ae
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.backbones.base import Backbone
 from genae_lightning.callbacks import FitLatentPrior
-from genae_lightning.checkpoint import CorruptCheckpointError
-from genae_lightning.data import Digits
-from genae_lightning.methods import AE, VAE, InjFlow, Penalty, pretrained
-from genae_lightning.methods.pretrained import (
+from genae_lightning.checkpoints import pretrained
+from genae_lightning.checkpoints.pretrained import (
     from_pretrained,
     push_to_hub,
     save_pretrained,
 )
+from genae_lightning.checkpoints.reading import CorruptCheckpointError
+from genae_lightning.data import Digits
+from genae_lightning.methods import AE, VAE, InjFlow, Penalty
 from genae_lightning.trust import UntrustedClassError
 from tests.conftest import tiny_trainer
 
@@ -82,7 +83,7 @@ def test_config_json_holds_the_whole_init_as_class_configs(trained, tmp_path) ->
     init = json.loads(text)["model"]["init_args"]
     assert init["backbone"]["class_path"] == "genae_lightning.backbones.mlp.MLPBackbone"
     assert init["backbone"]["init_args"]["hidden"] == [32]
-    assert init["constraint"] == {"class_path": "genae_lightning.methods.constraints.Penalty",
+    assert init["constraint"] == {"class_path": "genae_lightning.autoencoder.constraints.Penalty",
                                   "init_args": {"nu": 0.5, "scale": 1000.0,
                                                 "reference_steps": None}}
     assert init["optimizer"]["class_path"] == "torch.optim.sgd.SGD"

@@ -16,8 +16,6 @@ from torch import Tensor, nn
 
 from genae_lightning.backbones.base import Backbone, ImageShape
 
-NETWORK_ARGS = ("encoder", "decoder")
-
 
 def build_networks(
     owner: str,

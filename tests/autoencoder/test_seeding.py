@@ -2,7 +2,7 @@
 
 import torch
 
-from genae_lightning.methods.seeding import STAGE_CODES, seeded, step_seed
+from genae_lightning.autoencoder.seeding import STAGE_CODES, seeded, step_seed
 
 
 def test_step_seed_is_deterministic_and_distinct() -> None:

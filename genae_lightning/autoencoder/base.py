@@ -1,10 +1,12 @@
 """The base every method derives from: encode, decode, reconstruct, sample, loss, one step.
 
-The rest lives beside it: checkpoints and saved hyperparameters in :mod:`.checkpointing`, the
-networks (backbone or your own modules) in :mod:`.networks`, per-step seeding in :mod:`.seeding`,
-input checks in :mod:`.inputs`, the non-finite error in :mod:`.nonfinite` (its policy in the
-``NonFiniteGuard`` callback), sharing in :mod:`.pretrained`, post-hoc priors in
-``priors.posthoc``, and Gaussian-posterior methods in :mod:`.gaussian`.
+The rest lives beside it in this package: the networks (backbone or your own modules) in
+:mod:`.networks`, per-step seeding in :mod:`.seeding`, input checks in :mod:`.inputs`, the
+non-finite error in :mod:`.nonfinite` (its policy in the ``NonFiniteGuard`` callback),
+Gaussian-posterior methods in :mod:`.gaussian` and latent adversaries in :mod:`.adversarial`.
+Checkpoints, saved hyperparameters and sharing are ``genae_lightning.checkpoints``'
+(:mod:`genae_lightning.checkpoints.module`, :mod:`genae_lightning.checkpoints.pretrained`);
+post-hoc priors are ``priors.posthoc``'s.
 """
 
 from dataclasses import dataclass, field
@@ -14,19 +16,19 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
-from genae_lightning.backbones import Backbone
-from genae_lightning.backbones.base import ImageShape, check_image_shape
-from genae_lightning.functional.precision import to_module
-from genae_lightning.methods.checkpointing import CheckpointedModule
-from genae_lightning.methods.inputs import check_batch, check_pixel_range, check_sample_count
-from genae_lightning.methods.networks import build_networks, network_record
-from genae_lightning.methods.nonfinite import (
+from genae_lightning.autoencoder.inputs import check_batch, check_pixel_range, check_sample_count
+from genae_lightning.autoencoder.networks import build_networks, network_record
+from genae_lightning.autoencoder.nonfinite import (
     NonFiniteHandler,
     NonFiniteLossError,
     stop_if_nonfinite,
 )
-from genae_lightning.methods.pretrained import PretrainedMixin
-from genae_lightning.methods.seeding import initial_noise_seed, seeded, step_seed
+from genae_lightning.autoencoder.seeding import initial_noise_seed, seeded, step_seed
+from genae_lightning.backbones import Backbone
+from genae_lightning.backbones.base import ImageShape, check_image_shape
+from genae_lightning.checkpoints.module import CheckpointedModule
+from genae_lightning.checkpoints.pretrained import PretrainedMixin
+from genae_lightning.functional.precision import to_module
 from genae_lightning.priors import Prior, StandardNormal
 from genae_lightning.priors.posthoc import PosthocPriors
 
@@ -54,7 +56,7 @@ class GenerativeAutoencoder(PretrainedMixin, CheckpointedModule):
     ``training_loss`` and ``update``. ``model(x)`` is ``reconstruct(x)``.
 
     The networks come from ``backbone`` or are passed as ``encoder`` and ``decoder`` (see
-    :mod:`genae_lightning.methods.networks`). Those two modules are never saved as
+    :mod:`genae_lightning.autoencoder.networks`). Those two modules are never saved as
     hyperparameters (``save_hyperparameters`` leaves them out), so a checkpoint of such a model
     is loaded with them again: ``Method.load_from_checkpoint(path, encoder=..., decoder=...)``.
 

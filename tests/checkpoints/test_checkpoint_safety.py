@@ -10,12 +10,12 @@ import pytest
 import torch
 import yaml
 
-from genae_lightning.checkpoint import (
+from genae_lightning.checkpoints.io import SafeCheckpointIO
+from genae_lightning.checkpoints.reading import (
     CorruptCheckpointError,
     UnsafeCheckpointError,
     read_checkpoint,
 )
-from genae_lightning.checkpoint_io import SafeCheckpointIO
 from genae_lightning.cli import main
 from genae_lightning.methods import AE, load_method
 from tests.commands.test_evaluate import fit_config
@@ -235,7 +235,7 @@ def test_read_checkpoint_refuses_a_non_dictionary(tmp_path) -> None:
 def test_a_0_1_checkpoint_is_refused_naming_its_version_and_the_fix(tmp_path) -> None:
     """0.2.0 changed the hyperparameters' shape (prior/constraint objects, VAE = DPVAE)."""
     from genae_lightning import __version__
-    from genae_lightning.methods.loading import method_class
+    from genae_lightning.checkpoints.loading import method_class
 
     assert __version__.startswith("0.2.")
     checkpoint = {"genae": {"method": "genae_lightning.methods.dpvae.DPVAE", "version": "0.1.0"}}

@@ -15,7 +15,7 @@ from lightning.fabric.utilities.types import _PATH
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_warn
 
-from genae_lightning.checkpoint import read_checkpoint
+from genae_lightning.checkpoints.reading import read_checkpoint
 
 
 class SafeCheckpointIO(TorchCheckpointIO):
@@ -25,7 +25,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
     checkpoint's name nor a stray temporary file, and an older checkpoint of the same name is
     kept intact. Temporary files that a killed save left behind (``kill -9``) are removed, with a
     warning, by the next save of that name. Loading goes through
-    :func:`genae_lightning.checkpoint.read_checkpoint`
+    :func:`genae_lightning.checkpoints.reading.read_checkpoint`
     (``weights_only=True``: a checkpoint cannot run code), for resuming ``--ckpt_path`` too.
     """
 
@@ -72,7 +72,7 @@ class SafeCheckpointIO(TorchCheckpointIO):
         map_location: Callable | str | torch.device | None = lambda storage, loc: storage,
         weights_only: bool | None = None,
     ) -> dict[str, Any]:
-        """Read a checkpoint with :func:`~genae_lightning.checkpoint.read_checkpoint`."""
+        """Read a checkpoint with :func:`~genae_lightning.checkpoints.reading.read_checkpoint`."""
         if weights_only is False:
             raise ValueError(
                 "genae-lightning loads checkpoints with weights_only=True only (a pickle can run "

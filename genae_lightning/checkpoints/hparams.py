@@ -8,7 +8,7 @@ refuses it first, naming the file, the key and the value.
 from collections.abc import Mapping
 from typing import Any
 
-from genae_lightning.checkpoint import CheckpointError
+from genae_lightning.checkpoints.reading import CheckpointError
 
 # Sizes a trained genae model has never come near: (largest value, what it is).
 MAX_IMAGE_SIDE = 4096

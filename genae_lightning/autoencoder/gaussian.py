@@ -2,7 +2,7 @@
 
 from torch import Tensor
 
-from genae_lightning.methods.base import GenerativeAutoencoder
+from genae_lightning.autoencoder.base import GenerativeAutoencoder
 
 
 class GaussianPosteriorAutoencoder(GenerativeAutoencoder):

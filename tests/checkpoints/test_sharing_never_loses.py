@@ -12,9 +12,9 @@ import torch
 import yaml
 
 from genae_lightning.backbones import MLPBackbone
-from genae_lightning.checkpoint_io import SafeCheckpointIO
+from genae_lightning.checkpoints.io import SafeCheckpointIO
+from genae_lightning.checkpoints.pretrained import from_pretrained, save_pretrained
 from genae_lightning.methods import AE
-from genae_lightning.methods.pretrained import from_pretrained, save_pretrained
 
 
 def tiny(seed: int = 0) -> AE:
@@ -78,8 +78,8 @@ def test_an_interrupted_save_leaves_the_old_model_loadable(good) -> None:
     folder, before = good
     code = (
         "import os, signal\n"
-        "from tests.methods.test_sharing_never_loses import tiny\n"
-        "from genae_lightning.methods.pretrained import save_pretrained\n"
+        "from tests.checkpoints.test_sharing_never_loses import tiny\n"
+        "from genae_lightning.checkpoints.pretrained import save_pretrained\n"
         "real = os.fsync\n"
         "def killed(fd):\n"  # killed once the weights are on disk
         "    real(fd); os.kill(os.getpid(), signal.SIGKILL)\n"

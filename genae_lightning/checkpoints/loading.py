@@ -4,8 +4,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from genae_lightning.checkpoint import check_version, read_checkpoint
-from genae_lightning.methods.checkpointing import CheckpointedModule
+from genae_lightning.checkpoints.module import CheckpointedModule
+from genae_lightning.checkpoints.reading import check_version, read_checkpoint
 from genae_lightning.trust import lookup
 
 

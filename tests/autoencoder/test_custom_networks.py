@@ -10,10 +10,10 @@ import torch
 from torch import nn
 
 import genae_lightning.methods as methods
+from genae_lightning.autoencoder.gaussian import GaussianPosteriorAutoencoder
 from genae_lightning.backbones import MLPBackbone
 from genae_lightning.data import SyntheticImages
 from genae_lightning.methods import GenerativeAutoencoder, load_method
-from genae_lightning.methods.gaussian import GaussianPosteriorAutoencoder
 from genae_lightning.trust import UntrustedClassError
 from tests.conftest import REPO, tiny_trainer
 

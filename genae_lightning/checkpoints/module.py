@@ -16,9 +16,11 @@ import torch
 from torch import Tensor
 
 from genae_lightning.backbones.base import ImageShape
-from genae_lightning.methods.hparams import check_hparams
-from genae_lightning.methods.networks import NETWORK_ARGS
+from genae_lightning.checkpoints.hparams import check_hparams
 from genae_lightning.trust import SETTING_KINDS, as_config, build, lookup, trusted_base
+
+# A method's own ``encoder=``/``decoder=`` modules: not settings, never saved as hyperparameters.
+NETWORK_ARGS = ("encoder", "decoder")
 
 # Optimizer classes are hyperparameters too (``optimizer=torch.optim.Adam``, or
 # ``functools.partial(torch.optim.SGD, lr=0.1)`` from Python): allow them in weights-only
@@ -107,8 +109,8 @@ class CheckpointedModule(L.LightningModule):
     ) -> Any:
         """Lightning's ``load_from_checkpoint``, reading the file weights-only.
 
-        The file is read with :func:`genae_lightning.checkpoint.read_checkpoint`, which cannot
-        run code and says which file is corrupt or unsafe. Keyword arguments override saved
+        The file is read with :func:`~genae_lightning.checkpoints.reading.read_checkpoint`, which
+        cannot run code and says which file is corrupt or unsafe. Keyword arguments override saved
         hyperparameters, as in Lightning.
 
         Args:
@@ -124,7 +126,7 @@ class CheckpointedModule(L.LightningModule):
         """
         from lightning.pytorch.core.saving import _default_map_location, load_hparams_from_yaml
 
-        from genae_lightning.checkpoint import read_checkpoint
+        from genae_lightning.checkpoints.reading import read_checkpoint
 
         if weights_only is False:
             raise ValueError(
@@ -157,7 +159,7 @@ class CheckpointedModule(L.LightningModule):
         make genae import code or allocate absurd sizes.
 
         Args:
-            checkpoint: What :func:`genae_lightning.checkpoint.read_checkpoint` returned.
+            checkpoint: What :func:`genae_lightning.checkpoints.reading.read_checkpoint` returned.
             strict: Whether the state dict must match the model's keys exactly.
             where: The file it came from, for the messages.
             trusted: Your own classes the file may name (a backbone, a prior).
@@ -167,7 +169,7 @@ class CheckpointedModule(L.LightningModule):
         """
         from lightning.pytorch.core.saving import _load_state
 
-        from genae_lightning.checkpoint import CheckpointError
+        from genae_lightning.checkpoints.reading import CheckpointError
 
         trusted = tuple(trusted)
         networks = (checkpoint.get("genae") or {}).get("custom_networks")

@@ -19,7 +19,7 @@ A pretrained folder follows the Hub's conventions for a model repository:
   model card specification; the text gives the method, paper, dataset, priors, metrics and usage.
 
 Folders of format 1 (weights in ``model.pt``, a checkpoint dictionary read weights-only through
-:func:`genae_lightning.checkpoint.read_checkpoint`) still load.
+:func:`genae_lightning.checkpoints.reading.read_checkpoint`) still load.
 
 Every class that ``config.json`` names is looked up in the allow-list of
 :mod:`genae_lightning.trust`; nothing is imported. Your own classes load when you hand them over
@@ -63,9 +63,13 @@ import torch
 import yaml
 from torch import Tensor
 
-from genae_lightning.checkpoint import CorruptCheckpointError, check_structure, read_checkpoint
-from genae_lightning.methods.checkpointing import CheckpointedModule
-from genae_lightning.methods.loading import method_from_checkpoint
+from genae_lightning.checkpoints.loading import method_from_checkpoint
+from genae_lightning.checkpoints.module import CheckpointedModule
+from genae_lightning.checkpoints.reading import (
+    CorruptCheckpointError,
+    check_structure,
+    read_checkpoint,
+)
 from genae_lightning.priors.posthoc import POSTHOC_PRIORS
 from genae_lightning.trust import as_config, class_path, is_class_config
 
@@ -666,7 +670,7 @@ class PretrainedMixin:
                 f"{cls.__name__}.from_pretrained({str(folder_or_hub_id)!r}): the folder holds a "
                 f"{type(model).__name__}, not a {cls.__name__}; load it with "
                 f"{type(model).__name__}.from_pretrained or "
-                "genae_lightning.methods.pretrained.from_pretrained"
+                "genae_lightning.checkpoints.pretrained.from_pretrained"
             )
         return model
 

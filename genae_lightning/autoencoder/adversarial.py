@@ -5,7 +5,7 @@ from typing import Any
 from lightning.pytorch.core.optimizer import LightningOptimizer
 from torch import Tensor, nn
 
-from genae_lightning.methods.base import GenerativeAutoencoder, LossOutput
+from genae_lightning.autoencoder.base import GenerativeAutoencoder, LossOutput
 
 
 class LatentAdversary(GenerativeAutoencoder):
