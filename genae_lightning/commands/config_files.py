@@ -17,6 +17,16 @@
 - **Run folders.** Loggers given without ``save_dir`` write under ``trainer.default_root_dir``
   (:func:`fill_logger_dirs`), and so do checkpoints and image grids, which follow the first
   logger: ``--trainer.default_root_dir X`` moves a whole run.
+
+Why not jsonargparse's own composition: it merges several ``--config`` flags in order, but only
+those on the command line, so a file cannot name its parts and every run (and the sweep's
+command) would repeat them, the run then named after the first part. Inside a file, a group or
+class key may hold a path (``trainer: part.yaml``, ``model: part.yaml``), but that file is the
+key's whole value: it sets nothing outside the key (``trainer/paper.yaml`` also sets
+``seed_everything``), the same file cannot amend it, and jsonargparse opens it after
+``check_names`` has looked, so the classes it names escape the allow-list. ``parser_mode``
+only swaps the loader (``omegaconf`` interpolates; ``jsonnet`` imports, but is not YAML). None
+derives ``outputs/<stem>`` and the logger names from the config's file name.
 """
 
 import argparse

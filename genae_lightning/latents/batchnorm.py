@@ -6,6 +6,14 @@ case (docs/injflow.md): eval-mode reconstructions degrade while training is fine
 the statistics exactly over training batches removes the lag. :func:`settle_batchnorm` detects
 the lag (train- vs eval-mode reconstruction error on fixed batches) and recomputes only then;
 ``FitLatentPrior`` and ``genae evaluate`` run it.
+
+Why not ``torch.optim.swa_utils.update_bn``: it resets every layer and sets ``momentum=None``,
+so the statistics become the plain average of the per-batch means and of the per-batch unbiased
+variances, each batch weighted alike whatever its size; that leaves out the spread between the
+batch means, which the pooled variance computed here includes. A layer no batch reaches stays
+reset (mean 0, variance 1) where here it keeps its statistics. And it runs with gradients on,
+over the whole loader, in one process: here ``num_batches`` bounds the pass and ``reduce`` sums
+the statistics over DDP processes.
 """
 
 from collections.abc import Callable, Iterable
@@ -46,8 +54,9 @@ def recalibrate_batchnorm(
     training. Every BatchNorm layer's inputs are summed per channel (sum, sum of squares and
     count, in float64); the running mean becomes their mean and the running variance their
     unbiased variance (BatchNorm's definition), over all the batches' elements together. That is
-    exact for batches of any sizes, unlike an average of per-batch variances. The module's mode
-    is restored afterwards.
+    exact for batches of any sizes, unlike an average of per-batch variances. A layer that no
+    batch reaches (one off the ``reconstruct`` path) keeps its statistics. The module's mode is
+    restored afterwards.
 
     Under DDP pass ``reduce`` (an elementwise sum over processes, e.g.
     ``Collective(trainer.strategy).sum``): every process then holds the statistics one process
@@ -107,6 +116,8 @@ def recalibrate_batchnorm(
     for m in layers:
         stats, c = sums[m], m.num_features
         n = stats[-1]
+        if n == 0:  # no batch reached it (a layer off the reconstruction path): keep its own
+            continue
         mean = stats[:c] / n
         var = (stats[c:2 * c] - n * mean * mean) / (n - 1).clamp_min(1)
         m.running_mean.copy_(mean)

@@ -2,6 +2,7 @@
 and a run's outputs under `trainer.default_root_dir`."""
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from genae_lightning.commands.config_files import (
     merge,
     resolve_config,
 )
+from genae_lightning.trust import UntrustedClassError
 from tests.config_snapshot import FIXTURE, callback_key, snapshot
 from tests.conftest import REPO
 
@@ -154,6 +156,18 @@ def test_bad_defaults_are_errors(tmp_path) -> None:
     with pytest.raises(ValueError, match="nest deeper than"):
         compose(tmp_path / "c.yaml")
 
+
+def test_a_part_names_classes_the_allow_list_checks_before_any_import(tmp_path) -> None:
+    """The composed text is checked whole: a part's class is refused, its module not imported
+    (jsonargparse's own ``model: part.yaml`` would open the part after the check)."""
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "model.yaml").write_text(
+        "model:\n  class_path: genae_never_imported_payload.AE\n")
+    (tmp_path / "exp.yaml").write_text("defaults: [parts/model.yaml]\nseed_everything: 0\n")
+    with pytest.raises(UntrustedClassError, match=r"exp\.yaml: model\.class_path names "
+                                                  "'genae_never_imported_payload.AE'"):
+        expand_config_args(["fit", "--config", str(tmp_path / "exp.yaml")])
+    assert "genae_never_imported_payload" not in sys.modules
 
 def test_genae_configs_lists_names_with_descriptions(capsys) -> None:
     main(["configs"])

@@ -92,6 +92,40 @@ def test_recalibration_gives_the_exact_mean_and_unbiased_variance_of_all_batches
                                rtol=1e-5, atol=1e-6)
 
 
+
+def test_update_bn_averages_per_batch_statistics_instead() -> None:
+    """What ``torch.optim.swa_utils.update_bn`` gives on the same batches (why it is not used):
+    the unweighted mean of per-batch means and of per-batch unbiased variances."""
+    batches = [torch.rand(16, 1, 8, 8), 3 * torch.rand(5, 1, 8, 8), torch.rand(9, 1, 8, 8) - 1]
+    ours, theirs = model_with_batchnorm(), model_with_batchnorm()
+    recalibrate_batchnorm(ours, batches, num_batches=3)
+    with torch.no_grad():
+        torch.optim.swa_utils.update_bn(batches, theirs)
+    per_batch = [first_batchnorm_inputs(ours, [b]) for b in batches]
+    first = batchnorm_layers(theirs.encoder)[0]
+    averaged_var = torch.stack([f.var(0, unbiased=True) for f in per_batch]).mean(0)
+    torch.testing.assert_close(first.running_mean.double(),
+                               torch.stack([f.mean(0) for f in per_batch]).mean(0),
+                               rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(first.running_var.double(), averaged_var, rtol=1e-5, atol=1e-6)
+    pooled_var = first_batchnorm_inputs(ours, batches).var(0, unbiased=True)
+    assert (pooled_var - averaged_var).abs().max() > 0.1 * pooled_var.abs().max()
+    torch.testing.assert_close(batchnorm_layers(ours.encoder)[0].running_var.double(),
+                               pooled_var, rtol=1e-5, atol=1e-6)
+
+
+def test_a_layer_no_batch_reaches_keeps_its_statistics() -> None:
+    model = model_with_batchnorm()
+    model.unused = torch.nn.BatchNorm1d(4)  # off the reconstruction path, e.g. a critic's
+    model.unused.running_mean.fill_(0.5)
+    model.unused.running_var.fill_(2.0)
+    model.unused.num_batches_tracked.fill_(7)
+    recalibrate_batchnorm(model, [torch.rand(8, 1, 8, 8)], num_batches=1)
+    assert model.unused.running_mean.tolist() == [0.5] * 4
+    assert model.unused.running_var.tolist() == [2.0] * 4
+    assert int(model.unused.num_batches_tracked) == 7
+    assert all(int(m.num_batches_tracked) == 1 for m in batchnorm_layers(model.encoder))
+
 def make_stale(model: InjFlow) -> None:
     for m in batchnorm_layers(model):
         m.running_mean.add_(2.0 * m.running_var.sqrt())  # two deviations off
