@@ -23,8 +23,8 @@ those on the command line, so a file cannot name its parts and every run (and th
 command) would repeat them, the run then named after the first part. Inside a file, a group or
 class key may hold a path (``trainer: part.yaml``, ``model: part.yaml``), but that file is the
 key's whole value: it sets nothing outside the key (``trainer/paper.yaml`` also sets
-``seed_everything``), the same file cannot amend it, and jsonargparse opens it after
-``check_names`` has looked, so the classes it names escape the allow-list. ``parser_mode``
+``seed_everything``), the same file cannot amend it, and jsonargparse would open it after the
+allow-list looked (so ``check_names`` refuses such a value). ``parser_mode``
 only swaps the loader (``omegaconf`` interpolates; ``jsonnet`` imports, but is not YAML). None
 derives ``outputs/<stem>`` and the logger names from the config's file name.
 """
