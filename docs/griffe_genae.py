@@ -16,6 +16,11 @@ touched), and makes each object appear once on the site:
   plain-text formulas keep their line breaks and columns (they are not LaTeX, so no math
   renderer would set them right). The ``::`` becomes ``:``, as in reST. A doctest (``>>>``)
   in a docstring's description becomes a ``pycon`` block.
+- A method's docstring gets the entries of the constructor arguments every method shares
+  (``image_shape``, ``latent_dim``, ``backbone`` ...) that it does not describe itself, as its
+  ``__doc__`` does at runtime: ``genae_lightning.autoencoder.docstrings.with_shared_args`` and
+  its ``SHARED_ARGS``, imported, applied to ``GenerativeAutoencoder`` and every subclass of it
+  that defines ``__init__`` (griffe reads the docstrings from the source, where they are not).
 - A name a package re-exports (``from .injflow import InjFlow`` plus ``__all__``) is rendered
   once, under the module that defines it (``genae_lightning.methods.injflow.InjFlow``); the
   package's copy is hidden and its docstring lists the names it exports, linked. autorefs
@@ -37,7 +42,10 @@ from typing import Any
 
 import griffe
 
+from genae_lightning.autoencoder.docstrings import with_shared_args
+
 PACKAGE = "genae_lightning"
+BASE = "genae_lightning.autoencoder.base.GenerativeAutoencoder"  # the methods' base
 API_DIR = Path(__file__).parent / "api"
 
 # :role:`target`, :py:role:`target`, :role:`title <target>`; the target may wrap over lines.
@@ -208,11 +216,31 @@ class GenaeDocs(griffe.Extension):
             self.by_name[obj.name].append(obj)
         self._hide_reexports(objects)
         for obj in objects:
+            self._add_shared_args(obj)
+        for obj in objects:
             if obj.docstring is not None and obj.docstring.value:
                 obj.docstring.value = self.rewrite(obj.docstring.value, obj)
                 obj.docstring.__dict__.pop("parsed", None)  # parsed lazily, from the new text
 
     on_package_loaded = on_package  # the same hook's name in older griffe versions
+
+    def _add_shared_args(self, obj: griffe.Object) -> None:
+        """A method's docstring with the shared arguments' entries it lacks (``__doc__``'s)."""
+        if not obj.is_class or obj.docstring is None or "__init__" not in obj.members:
+            return
+        try:
+            bases = [base.path for base in obj.mro()]
+        except ValueError:  # an inheritance cycle griffe cannot linearise
+            return
+        if obj.path != BASE and BASE not in bases:
+            return
+        init = _target(obj.members["__init__"])
+        if init is None or not init.is_function:
+            return
+        variadic = (griffe.ParameterKind.var_positional, griffe.ParameterKind.var_keyword)
+        params = [p.name for p in list(init.parameters)[1:] if p.kind not in variadic]
+        obj.docstring.value = with_shared_args(obj.docstring.value, params)
+        obj.docstring.__dict__.pop("parsed", None)
 
     def rendered(self, obj: griffe.Object) -> bool:
         """Whether mkdocstrings renders the object (not an alias) on one of the API pages."""

@@ -16,6 +16,7 @@ import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor, nn
 
+from genae_lightning.autoencoder.docstrings import document_shared_args
 from genae_lightning.autoencoder.inputs import check_batch, check_pixel_range, check_sample_count
 from genae_lightning.autoencoder.networks import build_networks, network_record
 from genae_lightning.autoencoder.nonfinite import (
@@ -60,18 +61,18 @@ class GenerativeAutoencoder(PretrainedMixin, CheckpointedModule):
     hyperparameters (``save_hyperparameters`` leaves them out), so a checkpoint of such a model
     is loaded with them again: ``Method.load_from_checkpoint(path, encoder=..., decoder=...)``.
 
+    The constructor arguments every method shares are described once, in
+    :data:`~genae_lightning.autoencoder.docstrings.SHARED_ARGS`; each subclass's docstring gets
+    those its ``__init__`` takes and it does not describe itself (``__init_subclass__``).
+
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
-        latent_dim: Dimension d of the latent space.
-        backbone: Encoder/decoder factory; the InjFlow paper's ``ConvBackbone()`` when neither
-            it nor ``encoder``/``decoder`` is given.
-        optimizer: Optimizer factory taking the parameters; Adam with lr 1e-3 by default.
         encoder_features: Width of the encoder output (``2 * latent_dim`` for Gaussian posteriors);
             ``latent_dim`` when None.
-        encoder: Your own encoder, (B, C, H, W) -> (B, encoder width), instead of ``backbone``'s;
-            needs ``decoder``.
-        decoder: Your own decoder, (B, latent_dim) -> (B, C, H, W); needs ``encoder``.
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        document_shared_args(cls)  # the shared arguments' entries, in its Args section
 
     def __init__(
         self,
@@ -242,3 +243,4 @@ class GenerativeAutoencoder(PretrainedMixin, CheckpointedModule):
         """The optimizer from the ``optimizer`` factory over all parameters."""
         return self.optimizer_factory(self.parameters())
 
+document_shared_args(GenerativeAutoencoder)  # the base's own Args, as its subclasses'

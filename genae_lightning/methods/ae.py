@@ -16,13 +16,7 @@ class AE(GenerativeAutoencoder):
     Samples come from post-hoc priors fitted to the codes (``FitLatentPrior``).
 
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
         latent_dim: Latent dimension (the InjFlow paper: 32 for MNIST, 128 for CIFAR-10/CelebA).
-        backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
-        optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
         Baseline (i) of Kumar, Poole & Murphy, "Regularized Autoencoders via Relaxed Injective

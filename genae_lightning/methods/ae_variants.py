@@ -21,14 +21,7 @@ class AEL2(AE):
     weight decay.
 
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
-        latent_dim: Latent dimension.
         l2_weight: Weight of ||theta_g||^2 (>= 0); the paper searches {0.001, 0.01, 0.1, 0.5, 1}.
-        backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
-        optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
         Baseline (ii) of Kumar, Poole & Murphy, "Regularized Autoencoders via Relaxed Injective
@@ -79,14 +72,7 @@ class AESN(AE):
     1 (torch's ``spectral_norm`` parametrization); the loss is the plain AE's.
 
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
-        latent_dim: Latent dimension.
         n_power_iterations: Power iterations per training forward pass for sigma(W) (>= 1).
-        backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
-        optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
         Baseline (iii) of Kumar, Poole & Murphy, "Regularized Autoencoders via Relaxed Injective
@@ -120,18 +106,11 @@ class CAE(GenerativeAutoencoder):
     v ~ N(0, I_D) per example (Hutchinson's estimator, as for InjFlow's decoder Jacobian).
 
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
-        latent_dim: Latent dimension.
         jac_weight: Weight of the Jacobian penalty (>= 0); the paper searches
             {0.001, 0.01, 0.1, 0.5, 1, 10}.
         jvp: ``"forward"`` (forward-mode AD), ``"finite_difference"`` or ``"reverse"``
             (||J^T u||^2, u ~ N(0, I_d)); see ``functional.jacobian``.
         fd_eps: Step of the finite-difference estimator.
-        backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
-        optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
         Rifai et al., "Contractive Auto-Encoders", ICML 2011; baseline (iv) of Kumar, Poole &

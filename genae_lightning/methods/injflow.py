@@ -41,7 +41,6 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
     ascent after every training step. Their state is in the state dict (``constraint.*``).
 
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
         latent_dim: Latent dimension d (the paper: 32 for MNIST, 128 for CIFAR-10/CelebA).
         bound: ``"log"`` for objective (9) (InjFlow-ln), ``"linear"`` for objective (10).
         prior_weight: w = 1 / (2 sigma^2) of the latent prior N(0, sigma^2 I); the paper searches
@@ -63,11 +62,6 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
             g(z + eps v), the base point g(z) being the full pass's, and the frozen statistics
             carry their gradient as in the full pass. 1 (default) is the single full-batch pass
             of the paper.
-        backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
-        optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
         Kumar, Poole & Murphy, "Regularized Autoencoders via Relaxed Injective Probability Flow",

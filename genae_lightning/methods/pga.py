@@ -88,7 +88,6 @@ class LPGA(GenerativeAutoencoder):
     the authors' released settings converted to this scale.
 
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
         latent_dim: Latent dimension H (the authors' MNIST setting: 12).
         alpha: Weight of L_lr,N (2).
         beta: Weight of L_lr,H (3).
@@ -100,9 +99,6 @@ class LPGA(GenerativeAutoencoder):
             (the authors: 3000); validation always reports the full loss.
         backbone: Encoder/decoder factory; ``ConvBackbone()`` by default (``DCGANBackbone`` is
             the paper's).
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default (the paper: SGD, momentum 0.9).
 
     Reference:
@@ -164,17 +160,12 @@ class VPGA(GaussianPosteriorAutoencoder):
     the KL trains phi. L_r and (2), (3) use the deterministic z = f(x).
 
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
         latent_dim: Latent dimension H (the authors' MNIST setting: 32).
         alpha: Weight of L_lr,N (2).
         beta: Weight of L_lr,H (3).
         gamma: Weight of L_vae (10).
         sigma: Standard deviation of p(z_hat | z) (> 0).
         warmup_steps: Optimizer steps trained on L_r alone (the authors use none for VPGA).
-        backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default (the paper: SGD, momentum 0.9).
 
     Reference:

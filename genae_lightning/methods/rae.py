@@ -25,19 +25,12 @@ class RAE(GenerativeAutoencoder):
     Samples come from post-hoc priors fitted to the codes (``FitLatentPrior``).
 
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
-        latent_dim: Latent dimension.
         regularizer: ``"l2"`` (RAE-L2) or ``"gp"`` (RAE-GP).
         beta: Weight of the embedding penalty ||z||^2 / 2 (>= 0).
         lam: Weight of the decoder regulariser L_REG (>= 0).
         jvp: How the RAE-GP estimator gets J_g v: ``"forward"``, ``"finite_difference"`` or
             ``"reverse"``; unused by RAE-L2.
         fd_eps: Step of the finite-difference estimator.
-        backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
-        optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
         Ghosh, Sajjadi, Vergari, Black & Schoelkopf, "From Variational to Deterministic

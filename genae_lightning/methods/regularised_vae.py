@@ -37,17 +37,10 @@ class BetaVAEH(VAE):
     """beta-VAE (Higgins et al.): R = beta * KL(q(z|x) || p(z)).
 
     Args:
-        image_shape: (C, H, W) of the data.
-        latent_dim: Latent dimension d.
         beta: Weight of the KL (>= 0; 1 is the VAE).
         prior: ``StandardNormal()`` or None (beta-VAE-H), or ``DecoupledPrior(...)``
             (beta-dpVAE-H).
         sigma: Decoder standard deviation.
-        backbone: Encoder/decoder factory.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
-        optimizer: Optimizer factory (all parameters, the flow's included).
 
     Reference:
         Higgins et al., "beta-VAE", ICLR 2017; Bhalodia et al., dpVAEs, ACCV 2020.
@@ -79,8 +72,6 @@ class BetaVAEB(VAE):
     term (the paper keeps the constraint and swaps only the KL).
 
     Args:
-        image_shape: (C, H, W) of the data.
-        latent_dim: Latent dimension d.
         gamma: Weight of the capacity constraint (> 0).
         capacity_max: Final capacity C in nats (>= capacity_start).
         capacity_steps: Steps of the linear increase (>= 1).
@@ -88,11 +79,6 @@ class BetaVAEB(VAE):
         prior: ``StandardNormal()`` or None (beta-VAE-B), or ``DecoupledPrior(...)``
             (beta-dpVAE-B).
         sigma: Decoder standard deviation.
-        backbone: Encoder/decoder factory.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
-        optimizer: Optimizer factory (all parameters, the flow's included).
 
     Reference:
         Burgess et al., "Understanding disentangling in beta-VAE", 2018; Bhalodia et al., dpVAEs,
@@ -136,8 +122,6 @@ class BetaTCVAE(VAE):
     the decoupled prior log p(z) is the flow's density, so that term trains the flow.
 
     Args:
-        image_shape: (C, H, W) of the data.
-        latent_dim: Latent dimension d.
         alpha: Weight of the index-code mutual information (>= 0).
         beta: Weight of the total correlation (>= 0).
         gamma: Weight of the dimension-wise KL (>= 0).
@@ -146,11 +130,6 @@ class BetaTCVAE(VAE):
         prior: ``StandardNormal()`` or None (beta-TCVAE), or ``DecoupledPrior(...)``
             (beta-TC-dpVAE).
         sigma: Decoder standard deviation.
-        backbone: Encoder/decoder factory.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
-        optimizer: Optimizer factory (all parameters, the flow's included).
 
     Reference:
         Chen et al., "Isolating Sources of Disentanglement in VAEs", NeurIPS 2018; Bhalodia et
@@ -195,17 +174,11 @@ class FactorVAE(LatentAdversary, VAE):
     the VAE's optimizer step is counted (as in WAEGAN).
 
     Args:
-        image_shape: (C, H, W) of the data.
-        latent_dim: Latent dimension d.
         gamma: Weight of the TC estimate (>= 0).
         discriminator_hidden: Hidden widths of D (Kim & Mnih: 5 x 1000).
         prior: ``StandardNormal()`` or None (FactorVAE), or ``DecoupledPrior(...)``
             (Factor-dpVAE).
         sigma: Decoder standard deviation.
-        backbone: Encoder/decoder factory.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory of the VAE (encoder, decoder, flow).
         discriminator_optimizer: Optimizer factory of D (Kim & Mnih: Adam, lr 1e-4,
             betas (0.5, 0.9)).
@@ -266,8 +239,6 @@ class InfoVAE(VAE):
     prior these are g^{-1}(z0), differentiable in the flow, so both terms train it.
 
     Args:
-        image_shape: (C, H, W) of the data.
-        latent_dim: Latent dimension d.
         alpha: InfoVAE's alpha (<= 1; 0 keeps the full KL, 1 drops it: MMD-VAE).
         lam: InfoVAE's lambda (> 0; alpha + lam >= 1).
         kernel: MMD kernel, ``"imq"`` or ``"rbf"``.
@@ -275,11 +246,6 @@ class InfoVAE(VAE):
         prior: ``StandardNormal()`` or None (InfoVAE), or ``DecoupledPrior(...)``
             (Info-dpVAE).
         sigma: Decoder standard deviation.
-        backbone: Encoder/decoder factory.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
-        optimizer: Optimizer factory (all parameters, the flow's included).
 
     Reference:
         Zhao, Song & Ermon, "InfoVAE", AAAI 2019; Bhalodia et al., dpVAEs, ACCV 2020.

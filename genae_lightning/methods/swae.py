@@ -38,7 +38,6 @@ class SWAE(PseudoInputHooks, GenerativeAutoencoder):
     K distinct training samples when fitting starts (seeded; never again on resume).
 
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
         latent_dim: Latent dimension (the paper: 8, 40, 80; 512 on CIFAR10-sub).
         beta: Trade-off in [0, 1] between the x-loss (beta) and reconstruction (1 - beta); the
             paper reports beta in {0, 0.5, 1}.
@@ -55,7 +54,6 @@ class SWAE(PseudoInputHooks, GenerativeAutoencoder):
         encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
             docs/backbones.md). The conditional-prior network is then a copy of it (its own
             weights) followed by a linear layer to ``2 * latent_dim``.
-        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory; Adam(lr=1e-3) by default (the paper's setting).
 
     Reference:

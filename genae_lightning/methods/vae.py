@@ -34,17 +34,9 @@ class VAE(InjectedChoices, GaussianPosteriorAutoencoder):
     p(z), and saved in the state dict; samples decode z ~ p(z).
 
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
         latent_dim: Latent dimension d (>= 2 for the decoupled prior).
         sigma: Standard deviation of the Gaussian decoder (> 0); beta = sigma^2.
         prior: The prior p(z); ``StandardNormal()`` when None.
-        backbone: Encoder/decoder factory; ``ConvBackbone()`` by default. The encoder outputs
-            ``2 * latent_dim`` features: mean and log-variance.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
-        optimizer: Optimizer factory over all parameters (a trainable prior's included); Adam
-            by default.
 
     Reference:
         Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014; Higgins et al.,

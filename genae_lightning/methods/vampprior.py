@@ -24,18 +24,10 @@ class VampPrior(PseudoInputHooks, VAE):
     mode they are normalised with their own batch statistics.
 
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
-        latent_dim: Latent dimension.
         sigma: Standard deviation of the Gaussian decoder (> 0).
         num_pseudo_inputs: K (>= 1, at most the training set's size); the SWAE paper uses 500
             on MNIST (the configs set it; the small default keeps toy runs valid).
         pseudo_input_seed: Seed of the draw of the initial pseudo-inputs.
-        backbone: Encoder/decoder factory; ``ConvBackbone()`` by default. The encoder outputs
-            ``2 * latent_dim`` features: mean and log-variance.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
-        optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
         Tomczak & Welling, "VAE with a VampPrior", AISTATS 2018; a baseline of Sun & Guo,

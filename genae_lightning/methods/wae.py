@@ -28,16 +28,9 @@ class WAEMMD(GenerativeAutoencoder):
     estimator with a kernel summed over bandwidths 2 d m for m in ``scale_multipliers``.
 
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
-        latent_dim: Latent dimension d.
         lam: Weight of the MMD penalty (> 0); the WAE paper uses 10 on MNIST and 100 on CelebA.
         kernel: ``"imq"`` (inverse multiquadratic, the WAE paper's choice) or ``"rbf"``.
         scale_multipliers: Kernel bandwidths in units of 2 d (the prior's E||z - z'||^2).
-        backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
-        optimizer: Optimizer factory; Adam(lr=1e-3) by default.
 
     Reference:
         Tolstikhin, Bousquet, Gelly & Schoelkopf, "Wasserstein Auto-Encoders", ICLR 2018.
@@ -96,14 +89,8 @@ class WAEGAN(LatentAdversary):
     so ``max_steps``) counts iterations: only the autoencoder's optimizer step is counted.
 
     Args:
-        image_shape: (C, H, W) of the data; linked from the DataModule by the CLI.
-        latent_dim: Latent dimension d.
         lam: Weight of the adversarial penalty (> 0); the WAE paper uses 1 on MNIST.
         discriminator_hidden: Hidden widths of D (the WAE paper: 4 x 512 on MNIST).
-        backbone: Encoder/decoder factory; ``ConvBackbone()`` by default.
-        encoder: Your own encoder module instead of ``backbone``'s (with ``decoder``; see
-            docs/backbones.md).
-        decoder: Your own decoder module (with ``encoder``).
         optimizer: Optimizer factory for the encoder and decoder; Adam(lr=1e-3) by default.
         discriminator_optimizer: Optimizer factory for D (the WAE paper: Adam, lr 5e-4,
             betas (0.5, 0.999)); Adam(lr=1e-3) by default.
