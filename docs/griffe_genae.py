@@ -25,6 +25,9 @@ touched), and makes each object appear once on the site:
   once, under the module that defines it (``genae_lightning.methods.injflow.InjFlow``); the
   package's copy is hidden and its docstring lists the names it exports, linked. autorefs
   still resolves the re-exported path (``genae_lightning.methods.InjFlow``) to that anchor.
+  ``genae_lightning.methods`` finds its method classes when it is imported (it imports each of
+  its modules), which a static reading does not see: the extension adds the same re-exports,
+  every public class its modules define, first.
 
 The pages rendered are the ``::: identifier`` lines of ``docs/api/*.md``; mkdocs.yml loads this
 file through mkdocstrings' ``extensions`` option. The options are mkdocs.yml's, repeated here
@@ -96,6 +99,32 @@ def _walk(obj: griffe.Object):
     for member in obj.members.values():
         if not member.is_alias:
             yield from _walk(member)
+
+
+def _add_discovered_methods(pkg: griffe.Module) -> None:
+    """``genae_lightning.methods``'s exports as Python sees them: its method classes added.
+
+    The package imports its modules and exports every public method class they define
+    (``METHODS``, ``__all__``); statically, its ``__all__`` holds ``*METHODS`` and no import of
+    them. Every public class of its modules is a method (tests/test_public_api.py checks it), so
+    each becomes an alias in the package and a name of its exports.
+    """
+    package = pkg.members.get("methods")
+    if package is None or not package.is_module:
+        return
+    exports = [name for name in package.exports or () if isinstance(name, str)]
+    for module_name, module in sorted(package.members.items()):
+        if module.is_alias or not module.is_module or module_name.startswith("_"):
+            continue
+        for name, member in module.members.items():
+            if member.is_alias or not member.is_class or name.startswith("_"):
+                continue
+            if name not in package.members:  # imported, as a static import would make it
+                package.set_member(name, griffe.Alias(name, member, parent=package))
+                package.imports[name] = member.path
+            if name not in exports:
+                exports.append(name)
+    package.exports = exports
 
 
 def _is_code(block: str) -> bool:
@@ -211,6 +240,7 @@ class GenaeDocs(griffe.Extension):
         self.collection = loader.modules_collection
         self.roots = [r for r in documented_roots(self.api_dir) if r.split(".")[0] == PACKAGE]
         self.by_name: dict[str, list[griffe.Object]] = defaultdict(list)
+        _add_discovered_methods(pkg)
         objects = list(_walk(pkg))
         for obj in objects:
             self.by_name[obj.name].append(obj)

@@ -206,6 +206,39 @@ def test_every_method_page_links_its_paper_and_names_its_configs() -> None:
             assert (page.parent / image).is_file(), f"{page.name} shows a missing {image}"
 
 
+def _methods_hook():
+    """docs/methods_pages.py (the mkdocs hook that makes the Methods section), loaded by path."""
+    spec = importlib.util.spec_from_file_location("methods_pages",
+                                                  REPO / "docs" / "methods_pages.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_method_has_a_page_that_names_it() -> None:
+    """Driven by the registry: a new method's page is docs/methods/<method>.md."""
+    from genae_lightning.methods import METHODS
+
+    hook = _methods_hook()
+    pages = {page.name: page.read_text() for page in (REPO / "docs" / "methods").glob("*.md")}
+    for name in METHODS:
+        assert any(hook.names_method(text, name) for text in pages.values()), (
+            f"no page of docs/methods/ names `{name}`: write docs/methods/{name.lower()}.md")
+
+
+def test_the_methods_section_lists_every_method_and_every_method_page(site) -> None:
+    from genae_lightning.methods import METHODS
+
+    index = (site / "methods" / "index.html").read_text()
+    for name, cls in METHODS.items():
+        assert f'href="../api/methods/#{cls.__module__}.{name}"' in index, name
+    assert "Perceptual Generative Autoencoders" in index and "<code>injflow_mnist</code>" in index
+    home = (site / "index.html").read_text()
+    for page in (REPO / "docs" / "methods").glob("*.md"):
+        assert f'href="methods/{page.stem}/"' in home, f"{page.name} is not in the site's nav"
+    assert 'href="methods/"' in home  # All methods
+
+
 def test_the_docs_pages_in_the_nav_exist() -> None:
     nav = re.findall(r":\s*([\w/]+\.md)\s*$", (REPO / "mkdocs.yml").read_text(), re.M)
     assert "api/methods.md" in nav and "methods/injflow.md" in nav

@@ -9,7 +9,7 @@ import functools
 import inspect
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, ClassVar
 
 import lightning as L
 import torch
@@ -40,6 +40,9 @@ class CheckpointedModule(L.LightningModule):
     """
 
     image_shape: ImageShape
+    paper: ClassVar[str | None] = None
+    """The paper that introduced the method (authors, *title*, venue), cited by its model card
+    (``save_pretrained``); None for a baseline. A subclass that implements a paper sets it."""
 
     def save_hyperparameters(self, *args: Any, ignore: Any = None,
                              frame: FrameType | None = None, logger: bool = True) -> None:

@@ -83,16 +83,16 @@ LIBRARY_NAME = "genae-lightning"
 POSTHOC_PREFIX = "posthoc_priors."
 SHARED_MODE = 0o644  # the files of a folder made to be shared: readable by all
 
-# The paper behind each method class (docs/citing.md has the BibTeX); the others are baselines.
-PAPERS = {
-    "InjFlow": "Kumar, Poole & Murphy, *Regularized Autoencoders via Relaxed Injective "
-               "Probability Flow*, AISTATS 2020",
-    "LPGA": "Zhang, Zhang, Li, Bengio & Paull, *Perceptual Generative Autoencoders*, ICML 2020",
-    "VPGA": "Zhang, Zhang, Li, Bengio & Paull, *Perceptual Generative Autoencoders*, ICML 2020",
-    "SWAE": "Sun & Guo, *Symmetric Wasserstein Autoencoders*, 2021",
-    "DPVAE": "Bhalodia, Lee & Elhabian, *dpVAEs: Fixing Sample Generation for Regularized VAEs*, "
-             "ACCV 2020",
-}
+# What a model card says of a method that cites no paper (its class's and prior's ``paper``).
+BASELINE = "a baseline of genae-lightning (docs/methods/baselines.md)"
+
+
+def paper_of(model: CheckpointedModule) -> str | None:
+    """The paper a model implements: its class's ``paper``, else its prior's; None for a baseline.
+
+    ``VAE(prior=DecoupledPrior())`` is the dpVAE paper's (docs/citing.md has the BibTeX).
+    """
+    return type(model).paper or getattr(getattr(model, "prior", None), "paper", None)
 
 
 def _method_path(model: CheckpointedModule) -> str:
@@ -235,7 +235,7 @@ def save_pretrained(
                             f"{type(value).__name__}")
     state = weights_of(model)
     config = folder_config(model, state, dataset, license, _checked_metrics(metrics))
-    texts = {CONFIG_NAME: config_text(config), CARD_NAME: model_card(config)}
+    texts = {CONFIG_NAME: config_text(config), CARD_NAME: model_card(config, paper_of(model))}
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     _check_targets(folder, overwrite)
@@ -365,16 +365,16 @@ def _usage(config: Mapping[str, Any]) -> list[str]:
     return [*lines, f'images = model.sample(16, prior="{prior}")']
 
 
-def model_card(config: Mapping[str, Any]) -> str:
+def model_card(config: Mapping[str, Any], paper: str | None = None) -> str:
     """The ``README.md`` of a pretrained folder (Hugging Face model card) from its config.
 
+    ``paper`` is the paper the card cites (:func:`paper_of` the model); None: a baseline.
     The YAML front matter is written with ``yaml.safe_dump``: every string is escaped, so it
     parses back to exactly the keys written.
     """
     name = _method_name(config)
     method = config["model"]["class_path"]
     dataset = config.get("dataset")
-    paper = PAPERS.get(name, "a baseline of genae-lightning (docs/methods/baselines.md)")
     shown = " ".join(str(dataset).split()) if dataset else None  # one line in the text
     front = yaml.dump(card_metadata(config), Dumper=_CardDumper, sort_keys=False,
                       allow_unicode=True, width=10**6).rstrip("\n")
@@ -382,7 +382,7 @@ def model_card(config: Mapping[str, Any]) -> str:
     lines = ["---", front, "---", "",
              f"# {name}" + (f" on {shown}" if shown else ""), "",
              f"- Method: `{method}` (genae-lightning {config['genae_lightning_version']})",
-             f"- Paper: {paper}",
+             f"- Paper: {paper or BASELINE}",
              f"- Dataset: {shown or 'not recorded'}",
              "- Post-hoc priors: " + (", ".join(f"`{p}`" for p in priors)
                                        or "none (fit them with `FitLatentPrior`)"),

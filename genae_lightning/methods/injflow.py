@@ -68,6 +68,9 @@ class InjFlow(InjectedChoices, GenerativeAutoencoder):
         AISTATS 2020.
     """
 
+    paper = ("Kumar, Poole & Murphy, *Regularized Autoencoders via Relaxed Injective Probability "
+             "Flow*, AISTATS 2020")
+
     injected_choices = {"constraint": Constraint}
 
     def __init__(

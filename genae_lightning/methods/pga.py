@@ -106,6 +106,8 @@ class LPGA(GenerativeAutoencoder):
         (arXiv:1906.10335).
     """
 
+    paper = "Zhang, Zhang, Li, Bengio & Paull, *Perceptual Generative Autoencoders*, ICML 2020"
+
     def __init__(
         self,
         image_shape: ImageShape = (1, 28, 28),
@@ -172,6 +174,8 @@ class VPGA(GaussianPosteriorAutoencoder):
         Zhang, Zhang, Li, Bengio & Paull, "Perceptual Generative Autoencoders", ICML 2020
         (arXiv:1906.10335).
     """
+
+    paper = "Zhang, Zhang, Li, Bengio & Paull, *Perceptual Generative Autoencoders*, ICML 2020"
 
     def __init__(
         self,

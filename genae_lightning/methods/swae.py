@@ -60,6 +60,8 @@ class SWAE(PseudoInputHooks, GenerativeAutoencoder):
         Sun & Guo, "Symmetric Wasserstein Autoencoders", UAI 2021 (arXiv:2106.13024).
     """
 
+    paper = "Sun & Guo, *Symmetric Wasserstein Autoencoders*, 2021"
+
     def __init__(
         self,
         image_shape: ImageShape = (1, 28, 28),

@@ -1,7 +1,7 @@
 """The prior interface."""
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +18,10 @@ class Prior(nn.Module, ABC):
     ``DecoupledPrior(...)``) may be built without ``dim``: the method calls :meth:`bind` with
     its ``latent_dim``, and a prior built with another ``dim`` is refused there.
     """
+
+    paper: ClassVar[str | None] = None
+    """The paper that introduced the prior, cited by the model card of a method built with it
+    whose class cites none (``VAE(prior=DecoupledPrior())`` is the dpVAE paper's)."""
 
     def __init__(self, dim: int | None) -> None:
         super().__init__()

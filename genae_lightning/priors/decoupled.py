@@ -80,6 +80,9 @@ class DecoupledPrior(Prior):
         Real NVP", ICLR 2017.
     """
 
+    paper = ("Bhalodia, Lee & Elhabian, *dpVAEs: Fixing Sample Generation for Regularized "
+             "VAEs*, ACCV 2020")
+
     def __init__(self, dim: int | None = None, flow_layers: int = 6, flow_hidden: int = 64) -> None:
         if flow_layers < 1 or flow_hidden < 1:
             raise ValueError(

@@ -25,7 +25,8 @@ from genae_lightning.checkpoints.pretrained import (
 )
 from genae_lightning.checkpoints.reading import CorruptCheckpointError
 from genae_lightning.data import Digits
-from genae_lightning.methods import AE, VAE, InjFlow, Penalty
+from genae_lightning.methods import AE, METHODS, VAE, InjFlow, Penalty
+from genae_lightning.priors import DecoupledPrior
 from genae_lightning.trust import UntrustedClassError
 from tests.conftest import tiny_trainer
 
@@ -253,6 +254,27 @@ def test_a_baseline_card_says_so_and_lists_no_metrics(tmp_path) -> None:
     card = (save_pretrained(model, tmp_path) / "README.md").read_text()
     assert "baseline of genae-lightning" in card and "None recorded" in card
     assert "none (fit them with `FitLatentPrior`)" in card
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_the_card_cites_the_paper_the_method_class_names(name, tmp_path) -> None:
+    cls = METHODS[name]
+    card = pretrained.model_card({"model": {"class_path": f"{cls.__module__}.{name}"},
+                                  "posthoc_priors": [], "genae_lightning_version": "0"},
+                                 cls.paper)
+    line = next(line for line in card.splitlines() if line.startswith("- Paper: "))
+    assert line == f"- Paper: {cls.paper or pretrained.BASELINE}"
+
+
+def test_a_dpvae_card_cites_the_dpvae_paper(tmp_path) -> None:
+    """dpVAE is no class of its own: a VAE built with a DecoupledPrior (whose ``paper`` it is)."""
+    model = VAE(image_shape=(1, 8, 8), latent_dim=4, backbone=MLPBackbone(hidden=[8]),
+                prior=DecoupledPrior(flow_layers=1, flow_hidden=4))
+    card = (save_pretrained(model, tmp_path) / "README.md").read_text()
+    assert "- Paper: Bhalodia, Lee & Elhabian, *dpVAEs: Fixing Sample Generation" in card
+    plain = VAE(image_shape=(1, 8, 8), latent_dim=4, backbone=MLPBackbone(hidden=[8]))
+    assert pretrained.paper_of(plain) is None
+    assert pretrained.paper_of(InjFlow(image_shape=(1, 8, 8), latent_dim=4)) == InjFlow.paper
 
 
 def test_the_card_gives_the_hub_its_metadata_and_evaluated_metrics(trained, tmp_path) -> None:

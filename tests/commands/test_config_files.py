@@ -1,5 +1,6 @@
-"""Configs composed from parts: same settings as the flat files they replace, bundled names,
-and a run's outputs under `trainer.default_root_dir`."""
+"""Configs composed from parts: every bundled config composes and names allowed classes, each
+method has its config part, bundled names resolve, and a run's outputs land under
+`trainer.default_root_dir`."""
 
 import json
 import sys
@@ -15,14 +16,16 @@ from genae_lightning.commands.config_files import (
     config_dir,
     expand_config_args,
     merge,
+    read_yaml,
     resolve_config,
 )
-from genae_lightning.trust import UntrustedClassError
-from tests.config_snapshot import FIXTURE, callback_key, snapshot
+from genae_lightning.methods import METHODS
+from genae_lightning.trust import CONFIG_KINDS, UntrustedClassError, check_names, lookup
 from tests.conftest import REPO
 
-SNAPSHOTS = json.loads(FIXTURE.read_text())
-PAPER = sorted(set(SNAPSHOTS) - {"quickstart"})  # quickstart: CSV only, no FID (a CPU demo)
+# the experiments: every bundled config but the W&B sweeps (a sweep's file is no run config)
+EXPERIMENTS = sorted(name for name in available_configs() if not name.startswith("sweeps/"))
+PAPER = [name for name in EXPERIMENTS if name != "quickstart"]  # quickstart: CSV only, no FID
 TOY = {"beta_vae_h_moons", "beta_dpvae_h_moons"}  # 2-D points: no FID, no image grids
 
 
@@ -31,25 +34,47 @@ def _classes(items: object) -> list[str]:
     return [item["class_path"].rpartition(".")[2] for item in items]
 
 
+def callback_key(callback: dict) -> str:
+    """``<class name>:<init_args as JSON>`` (key order does not matter)."""
+    init_args = json.dumps(callback.get("init_args", {}), sort_keys=True)
+    return f"{callback['class_path'].rpartition('.')[2]}:{init_args}"
+
+
 def test_the_bundled_configs_are_the_repository_configs() -> None:
+    """What `genae configs` lists is the files of configs/: a new file is a new config."""
     assert config_dir() == REPO / "configs"
-    names = set(available_configs())
-    assert set(SNAPSHOTS) | {"quickstart", "sweeps/injflow_mnist_sweep"} == names
+    files = {p.stem: p for p in (REPO / "configs").glob("*.yaml")}
+    files |= {f"sweeps/{p.stem}": p for p in (REPO / "configs" / "sweeps").glob("*.yaml")}
+    assert available_configs() == dict(sorted(files.items()))
+    assert {"quickstart", "injflow_mnist", "sweeps/injflow_mnist_sweep"} <= set(files)
 
 
-@pytest.mark.parametrize("name", sorted(SNAPSHOTS))
-def test_composed_config_keeps_the_settings_of_the_flat_file(name) -> None:
-    """Seed, model, data and trainer settings are those of the flat file it replaced, and so
-    are its callbacks; ImageLogger settings and added callbacks may differ."""
-    config = compose(resolve_config(name))
-    expected, got = SNAPSHOTS[name], snapshot(config)
-    assert got["core"] == expected["core"], f"{name}: model/data/trainer settings changed"
-    callbacks = [c for c in got["callbacks"] if not c.startswith("ImageLogger:")]
-    for old in expected["callbacks"]:
-        if old.startswith("ImageLogger:"):
-            continue
-        assert old in callbacks, f"{name}: lost callback {old}"
-        callbacks.remove(old)
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_every_config_composes_and_names_only_allowed_classes(name) -> None:
+    """A config (new ones included) composes, names only classes the allow-list has (what
+    `genae fit` checks before anything is imported), trains a registered method on a
+    DataModule, and describes itself in its first comment line (`genae configs`)."""
+    path = resolve_config(name)
+    assert path.read_text().startswith("# "), (
+        f"{path.name}: start with '# {name}: <what it is>' (`genae configs` shows it)")
+    config = compose(path)
+    checked = check_names(config, where=str(path), key="", kinds=CONFIG_KINDS)
+    model = lookup(checked["model"]["class_path"], ("method",), where=name, key="model")
+    assert model in METHODS.values(), f"{name}: {model} is not a method of genae_lightning.methods"
+    lookup(checked["data"]["class_path"], ("data",), where=name, key="data")
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_every_method_has_its_config_part_and_an_experiment(name) -> None:
+    """configs/model/ holds each method's part, and some experiment trains it."""
+    cls = METHODS[name]
+    parts = [p.name for p in sorted((REPO / "configs" / "model").glob("*.yaml"))
+             if lookup(read_yaml(p)["model"]["class_path"], ("method",), where=p.name,
+                       key="model") is cls]
+    assert parts, f"no configs/model/*.yaml names {name}: add its part (docs/architecture.md)"
+    trained = [n for n in EXPERIMENTS if lookup(compose(resolve_config(n))["model"]["class_path"],
+                                                ("method",), where=n, key="model") is cls]
+    assert trained, f"no configs/*.yaml trains {name}"
 
 
 @pytest.mark.parametrize("name", PAPER)
