@@ -14,7 +14,6 @@ Your own classes (an encoder, a backbone, a DataModule) load only when you hand 
 ``genae ... --trust mypackage.MyBackbone`` on the command line.
 
 >>> import torch
-import yaml
 >>> lookup("torch.optim.Adam", ("optimizer",), where="model.pt", key="optimizer")
 <class 'torch.optim.adam.Adam'>
 >>> lookup("this.Zen", ("optimizer",), where="model.pt", key="optimizer")  # doctest: +ELLIPSIS
