@@ -34,7 +34,7 @@ def run_command(argv: list[str]) -> StudyState | None:
                              "job arrays through submitit; ray: Ray tasks)")
     parser.add_argument("--workers", type=int, default=None,
                         help="trials at once (local: default one per core; each gets "
-                             "cores // workers torch threads; slurm: array tasks at once, "
+                             "cores // workers torch threads; slurm: tasks of one array at once, "
                              "default 256; ray: not used)")
     parser.add_argument("--root", default=None,
                         help=f"the study's folder (default: {DEFAULT_ROOT}/<study name>); "

@@ -1,11 +1,18 @@
-"""The study driver: expand the study, run each phase through a launcher, select, test.
+"""The study driver: expand the study, run its trials through a launcher, select, test.
 
-:func:`run_study` runs the phases of :mod:`~genae_lightning.studies.plan` in order: the
-selection trials, then (once they are settled) the test trials of the selected settings, then
-the equal wall-clock trials. Each phase adds its trials to the store as ``pending`` (never
-overwriting a record), then submits every trial that may run (not done, not out of retries,
-not held by a live claim) and waits; trials held by another driver's workers are waited for by
-polling the store. So:
+:func:`run_study` runs the phases of :mod:`~genae_lightning.studies.plan` per config, not as
+barriers across the study: the selection trials of every config with a choice and the test
+trials of every config without one are submitted at once; a config's test trials are added as
+soon as its own selection is decided (every one of its selection trials settled), while other
+configs' selection trials still run; the equal wall-clock trials as soon as the references'
+test trials are done (and the config's selection is known). Each trial is added to the store as
+``pending`` when it becomes known (never overwriting a record), and submitted while it may run
+(not done, not out of retries, not held by a live claim, not already submitted by this driver).
+The driver does that after each job that ends (``on_result``: the launcher's ``wait`` takes the
+jobs submitted meanwhile too), so the workers never wait for a phase's slowest trial; trials
+held by another driver's workers are waited for by polling the store. Which trials exist, their
+seeds, the selected settings and so the numbers are those of phase after phase; only the order
+in which the trials run differs. So:
 
 - running a study again continues where it stopped (done trials are skipped, stopped ones
   resume from their checkpoints, failed ones are retried while retries are left);
@@ -13,7 +20,7 @@ polling the store. So:
   them and never train one twice: the store's claims decide who runs each.
 
 The selection is written to ``<root>/selection.json`` (config/dataset -> grid point, choice,
-selection trial, validation value), for ``genae study report``.
+selection trial, validation value) each time a config's is decided, for ``genae study report``.
 """
 
 import time
@@ -113,35 +120,150 @@ def run_study(study: Study, root: str | Path, launcher: Launcher, options: Optio
     options = options or Options()
     store = Store(root, options.lease)
     store.init(study_record(study))
-    state = StudyState()
-    chosen_from = selection_trials(study)
-    run_phase(store, chosen_from, launcher, options, state, log, "select")
-    records = store.records()
-    done = [t.id for t in chosen_from if settled(records.get(t.id), options.retries)]
-    state.selections = select(study, chosen_from, records, done)
-    write_selection(store, state.selections, study)
-    for key in sorted({(t.method, t.dataset) for t in chosen_from} - set(state.selections),
-                      key=str):
-        log(f"no selection for {key[0]}{f' on {key[1]}' if key[1] else ''}: none of its "
-            f"selection trials has a finite {study.selection_metric} (see their records' "
-            "errors); its test trials are not run")
-    for selection in state.selections.values():
-        if selection.trial is not None:
+    driver = Driver(study, store, launcher, options, log)
+    driver.run()
+    return driver.state
+
+
+class Driver:
+    """Runs a study's trials through a launcher, each config's as soon as they are known.
+
+    Holds every trial known so far (:attr:`known`, in the order they run: the selection
+    trials, then each config's test trials as its selection is decided, then the equal-time
+    trials), the jobs this driver has submitted and not yet seen end (:attr:`inflight`), and
+    the records that will not change any more (settled ones: not read again).
+    """
+
+    def __init__(self, study: Study, store: Store, launcher: Launcher, options: Options,
+                 log: Callable[[str], None]) -> None:
+        self.study, self.store, self.launcher = study, store, launcher
+        self.options, self.log = options, log
+        self.state = StudyState()
+        self.chosen_from = selection_trials(study)
+        self.known: dict[str, Trial] = {}
+        self.inflight: set[str] = set()
+        self.final: dict[str, dict[str, Any]] = {}  # settled records (done, or out of retries)
+        self.seconds: dict[tuple[str | None, int], int] = {}
+        self.unselected: set[tuple[str, str | None]] = set()  # said to have no selection
+        self.positions: dict[str, int] = {}  # trial id -> the order it became known in
+
+    def run(self) -> None:
+        """Submit what may run, wait for it (submitting more as jobs end), until all settle."""
+        self.add(self.chosen_from, "select")
+        while True:
+            records = self.step()
+            if self.inflight:
+                self.launcher.wait(self.ended)
+                self.inflight.clear()  # every job submitted, those of ``ended`` too, has ended
+                continue
+            waiting = [t for t in self.known if not settled(records.get(t), self.options.retries)]
+            if not waiting:
+                break
+            self.log(f"waiting for {len(waiting)} trial(s) run by other workers")
+            time.sleep(self.options.poll)
+        self.state.selections = dict(sorted(self.state.selections.items(), key=self.order))
+        write_selection(self.store, self.state.selections, self.study)
+        self.state.trials = sorted(self.known.values(), key=self.trial_order)
+        self.state.records = {t.id: r for t in self.state.trials
+                              if (r := self.store.read(t.id)) is not None}
+
+    def ended(self, result: JobResult) -> None:
+        """A job has ended: say so, then add and submit what may run now."""
+        self.inflight.discard(result.trial_id)
+        self.state.results.append(result)
+        self.log(describe(result, self.store.read(result.trial_id)))
+        self.step()
+
+    def step(self) -> dict[str, dict[str, Any]]:
+        """Add the trials the records now allow, submit every one that may run; the records."""
+        records = self.read()
+        if self.advance(records):
+            records = self.read()
+        todo = [t for tid, t in self.known.items() if tid not in self.inflight
+                and runnable(records.get(tid), self.options.retries)
+                and self.store.holder(tid) is None]
+        if todo:
+            self.launcher.submit([job(self.store, t, self.options) for t in todo])
+            self.inflight.update(t.id for t in todo)
+        return records
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        """The records of the known trials (settled ones from memory), by id."""
+        records = dict(self.final)
+        for tid in self.known.keys() - self.final.keys():
+            record = self.store.read(tid)
+            if record is not None:
+                records[tid] = record
+                if settled(record, self.options.retries):
+                    self.final[tid] = record
+        return records
+
+    def add(self, trials: Sequence[Trial], what: str) -> bool:
+        """Add trials not known yet to the store (``pending``) and to :attr:`known`."""
+        new = [t for t in trials if t.id not in self.known]
+        for trial in new:
+            self.store.add(trial.to_json())
+            self.known[trial.id] = trial
+            self.positions[trial.id] = len(self.positions)
+        if new:
+            self.log(f"{what}: {len(new)} trial(s)")
+        return bool(new)
+
+    def advance(self, records: dict[str, dict[str, Any]]) -> bool:
+        """Decide what the settled records allow; whether any trial was added.
+
+        The selections whose trials have all settled, their test trials, and the equal-time
+        trials once their budget is known.
+        """
+        study, added = self.study, False
+        done = [t.id for t in self.chosen_from if t.id in self.final]
+        selections = select(study, self.chosen_from, records, done)
+        new = [key for key in selections if key not in self.state.selections]
+        for key in new:
+            selection = selections[key]
+            self.state.selections[key] = selection
             where = f" on {selection.dataset}" if selection.dataset else ""
-            log(f"selected {selection.method}{where}: {point_label(selection.point)} "
-                f"({variant(selection.recalibrate)}), validation "
-                f"{study.selection_metric} {selection.value:.4g} "
-                f"({selection.done} of {selection.total} grid points scored)")
-    tests = test_trials(study, state.selections)
-    run_phase(store, tests, launcher, options, state, log, "test")
-    seconds = equal_time_seconds(study, tests, store.records())
-    for (dataset, steps), budget in seconds.items():
-        where = f" on {dataset}" if dataset else ""
-        log(f"equal wall-clock budget{where}: {budget:g} s (the references at {steps} steps)")
-    run_phase(store, time_trials(study, state.selections, seconds), launcher, options, state,
-              log, "equal time")
-    state.records = {t.id: r for t in state.trials if (r := store.read(t.id)) is not None}
-    return state
+            if selection.trial is not None:
+                self.log(f"selected {selection.method}{where}: {point_label(selection.point)} "
+                         f"({variant(selection.recalibrate)}), validation "
+                         f"{study.selection_metric} {selection.value:.4g} "
+                         f"({selection.done} of {selection.total} grid points scored)")
+            added |= self.add(test_trials(study, {key: selection}),
+                              f"test {selection.method}{where}")
+        if new:
+            write_selection(self.store, dict(sorted(self.state.selections.items(),
+                                                    key=self.order)), study)
+        for key in sorted({(t.method, t.dataset) for t in self.chosen_from}, key=str):
+            mine = [t for t in self.chosen_from if (t.method, t.dataset) == key]
+            if key not in self.state.selections and key not in self.unselected and all(
+                    t.id in self.final for t in mine):
+                self.unselected.add(key)
+                self.log(f"no selection for {key[0]}{f' on {key[1]}' if key[1] else ''}: none "
+                         f"of its selection trials has a finite {study.selection_metric} (see "
+                         "their records' errors); its test trials are not run")
+        tests = [t for t in self.known.values() if t.phase == "test"
+                 and t.budget.max_seconds is None]
+        for (dataset, steps), budget in equal_time_seconds(study, tests, records).items():
+            if (dataset, steps) not in self.seconds:
+                self.seconds[dataset, steps] = budget
+                where = f" on {dataset}" if dataset else ""
+                self.log(f"equal wall-clock budget{where}: {budget:g} s (the references at "
+                         f"{steps} steps)")
+        added |= self.add(time_trials(study, self.state.selections, self.seconds), "equal time")
+        return added
+
+    def order(self, item: tuple[tuple[str, str | None], Selection]) -> tuple[int, int]:
+        """A selection's place in the study: dataset, then config, as in the file."""
+        (method, dataset), _ = item
+        datasets = [d.label for d in self.study.datasets]
+        methods = [m.label for m in self.study.methods]
+        return datasets.index(dataset), methods.index(method)
+
+    def trial_order(self, trial: Trial) -> tuple[int, ...]:
+        """A trial's place in phase order: selection, test, equal time; then as planned."""
+        phase = (0 if trial.phase == "select" else 1 if trial.budget.max_seconds is None else 2)
+        return (phase, *self.order(((trial.method, trial.dataset), None)),
+                self.positions[trial.id])
 
 
 def write_selection(store: Store, selections: dict[tuple[str, str | None], Selection],
@@ -153,30 +275,6 @@ def write_selection(store: Store, selections: dict[tuple[str, str | None], Selec
                       "recalibrate_batchnorm": s.recalibrate, "trial": s.trial,
                       "value": s.value, "done": s.done, "total": s.total}
                      for s in selections.values()]})
-
-
-def run_phase(store: Store, trials: Sequence[Trial], launcher: Launcher, options: Options,
-              state: StudyState, log: Callable[[str], None], phase: str) -> None:
-    """Run ``trials`` until every one is settled (done, or out of retries)."""
-    state.trials += trials
-    for trial in trials:
-        store.add(trial.to_json())
-    if trials:
-        log(f"{phase}: {len(trials)} trial(s)")
-    while True:
-        records = {t.id: store.read(t.id) for t in trials}
-        todo = [t for t in trials if runnable(records[t.id], options.retries)
-                and store.holder(t.id) is None]
-        if todo:
-            launcher.submit([job(store, t, options) for t in todo])
-            state.results += launcher.wait(
-                lambda result: log(describe(result, store.read(result.trial_id))))
-            continue
-        waiting = [t for t in trials if not settled(records[t.id], options.retries)]
-        if not waiting:
-            return
-        log(f"{phase}: waiting for {len(waiting)} trial(s) run by other workers")
-        time.sleep(options.poll)
 
 
 def job(store: Store, trial: Trial, options: Options) -> Job:

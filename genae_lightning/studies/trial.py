@@ -111,6 +111,15 @@ class ClaimLost(RuntimeError):
     """Another worker took the trial over (this one was silent for longer than the lease)."""
 
 
+def thread_environment(threads: int | None) -> dict[str, str]:
+    """The environment that gives a process ``threads`` torch / OpenMP / MKL threads.
+
+    Torch reads it when it starts; nothing for None (torch's default: one per core).
+    """
+    return {} if not threads else {name: str(threads)
+                                   for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 def _parent_death_signal() -> Callable[[], None] | None:
     """A ``preexec_fn`` that kills the child when its parent dies (Linux), else None."""
     if not sys.platform.startswith("linux"):
@@ -293,9 +302,7 @@ class TrialRun:
 
     def subprocess(self, args: list[str], log: Path) -> tuple[int, float, float | None]:
         """Run ``genae fit``; returns its exit code, wall seconds and start-up seconds."""
-        threads = {} if not self.job.threads else {
-            name: str(self.job.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-        env = {**os.environ, **threads, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **thread_environment(self.job.threads), "PYTHONUNBUFFERED": "1"}
         command = [sys.executable, "-m", "genae_lightning.cli", *args]
         start, announced = time.monotonic(), None
         with open(log, "a", encoding="utf-8") as out:

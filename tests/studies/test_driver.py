@@ -5,10 +5,21 @@ so the driver's phases, retries and reruns are checked in milliseconds; the real
 tests/studies/test_local_study.py.
 """
 
+import json
+from dataclasses import replace
+
 import pytest
 
 from genae_lightning.studies import trial as trial_module
-from genae_lightning.studies.plan import result_metrics, variant
+from genae_lightning.studies.definition import EqualTime
+from genae_lightning.studies.plan import (
+    result_metrics,
+    select,
+    selection_trials,
+    test_trials,
+    time_trials,
+    variant,
+)
 from genae_lightning.studies.run import Options, run_study
 from genae_lightning.studies.spec import load_study
 from genae_lightning.studies.store import Store
@@ -16,24 +27,33 @@ from genae_lightning.studies.trial import Job, TrialRun, execute
 
 
 class InlineLauncher:
-    """Runs each job in this process, in submission order."""
+    """Runs each job in this process, in submission order (jobs submitted while it waits, too).
+
+    ``events`` is what happened, in order: ``("submit", trial id)`` and ``("end", trial id)``.
+    ``pick`` chooses which queued job runs next (default: the first).
+    """
 
     name, threads = "inline", None
 
-    def __init__(self) -> None:
+    def __init__(self, pick=None) -> None:
         self.jobs: list[Job] = []
         self.ran: list[str] = []
+        self.events: list[tuple[str, str]] = []
+        self.pick = pick or (lambda jobs: 0)
 
     def submit(self, jobs) -> None:
         self.jobs += jobs
+        self.events += [("submit", job.trial_id) for job in jobs]
 
     def wait(self, on_result=None):
-        jobs, self.jobs = self.jobs, []
-        self.ran += [job.trial_id for job in jobs]
-        results = [execute(job) for job in jobs]
-        for result in results:
+        results = []
+        while self.jobs:
+            job = self.jobs.pop(self.pick(self.jobs))
+            self.ran.append(job.trial_id)
+            results.append(execute(job))
+            self.events.append(("end", job.trial_id))
             if on_result is not None:
-                on_result(result)
+                on_result(results[-1])
         return results
 
     def close(self) -> None:
@@ -118,8 +138,6 @@ def test_a_trial_held_elsewhere_is_skipped_and_a_dead_holder_counts_as_a_failure
 
 
 def load_trial(study):
-    from genae_lightning.studies.plan import selection_trials
-
     return selection_trials(study)[0]
 
 
@@ -135,3 +153,73 @@ def test_a_config_whose_selection_failed_is_not_tested(study, tmp_path, monkeypa
     assert ("ae", "synthetic") not in state.selections
     assert [t.method for t in state.trials if t.phase == "test"] == ["beta_vae"] * 2
     assert any(line.startswith("no selection for ae on synthetic") for line in lines)
+
+
+def submitted_before(events: list[tuple[str, str]], prefix: str, event: tuple[str, str]) -> int:
+    """How many trials whose id starts with ``prefix`` were submitted before ``event``."""
+    return sum(kind == "submit" and tid.startswith(prefix)
+               for kind, tid in events[:events.index(event)])
+
+
+def test_a_config_without_a_grid_is_tested_while_the_other_selects(study, tmp_path,
+                                                                   monkeypatch) -> None:
+    """beta-VAE has nothing to select: its test trials are submitted with AE's selection trials,
+    before any of them ends; AE's test trials follow its own selection, before beta-VAE's tests
+    end; the trials, selection and numbers are those of phase after phase."""
+    monkeypatch.setattr(TrialRun, "run", fake_run)
+    launcher = InlineLauncher()
+    lines: list[str] = []
+    state = run_study(study, tmp_path, launcher, Options(poll=0.01), log=lines.append)
+    events = launcher.events
+    grid = [t.id for t in selection_trials(study)]
+    first_end = next(e for e in events if e[0] == "end")
+    assert first_end == ("end", grid[0])
+    assert submitted_before(events, "select-ae", first_end) == 2
+    assert submitted_before(events, "test-beta_vae", first_end) == 2
+    assert submitted_before(events, "test-ae", ("end", grid[1])) == 0  # not before its selection
+    beta_ends = [e for e in events if e[0] == "end" and e[1].startswith("test-beta_vae")]
+    assert submitted_before(events, "test-ae", beta_ends[0]) == 2
+    assert [kind for kind, tid in events].count("submit") == 6 == len(set(launcher.ran))
+    assert lines.index("test beta_vae on synthetic: 2 trial(s)") < lines.index(
+        next(line for line in lines if line.startswith("  done")))
+    # the same trials as phase after phase: the selection's tests, with the selected point
+    records = {r["id"]: r for r in state.records.values()}
+    selected = select(study, selection_trials(study), records, grid)
+    assert [t.id for t in state.trials] == grid + [t.id for t in test_trials(study, selected)]
+    assert state.selections == selected
+    assert json.loads((tmp_path / "selection.json").read_text())["selected"][0]["trial"] == \
+        grid[0]
+
+
+def test_a_selection_waits_for_every_one_of_its_trials(study, tmp_path, monkeypatch) -> None:
+    """Jobs end newest first: AE's first grid point ends last, and only then are its tests
+    added; the selection is the same."""
+    monkeypatch.setattr(TrialRun, "run", fake_run)
+    launcher = InlineLauncher(pick=lambda jobs: len(jobs) - 1)
+    state = run_study(study, tmp_path, launcher, Options(poll=0.01), log=lambda _: None)
+    grid = [t.id for t in selection_trials(study)]
+    events = launcher.events
+    assert events.index(("end", grid[1])) < events.index(("end", grid[0]))
+    assert submitted_before(events, "test-ae", ("end", grid[0])) == 0
+    assert submitted_before(events, "test-ae", events[-1]) == 2
+    assert state.selections["ae", "synthetic"].trial == grid[0] and state.count("done") == 6
+
+
+def test_equal_time_trials_start_once_the_references_and_the_selection_are_known(
+        study, tmp_path, monkeypatch) -> None:
+    """beta-VAE is the reference: once its two test trials are done (1 s each), AE's equal-time
+    trials are submitted, before AE's own test trials have ended."""
+    monkeypatch.setattr(TrialRun, "run", fake_run)
+    timed = replace(study, equal_time=EqualTime(("beta_vae",), (12,), 20))
+    launcher = InlineLauncher()
+    lines: list[str] = []
+    state = run_study(timed, tmp_path, launcher, Options(poll=0.01), log=lines.append)
+    events = launcher.events
+    beta_ends = [e for e in events if e[0] == "end" and e[1].startswith("test-beta_vae")]
+    ae_test_ends = [e for e in events if e[0] == "end" and e[1].startswith("test-ae")]
+    timed_ids = [t.id for t in time_trials(timed, state.selections, {("synthetic", 12): 1})]
+    assert len(timed_ids) == 2 and state.count("done") == 8
+    first_timed = events.index(("submit", timed_ids[0]))
+    assert events.index(beta_ends[-1]) < first_timed < events.index(ae_test_ends[0])
+    assert "equal wall-clock budget on synthetic: 1 s (the references at 12 steps)" in lines
+    assert [t.id for t in state.trials][-2:] == timed_ids  # phase order in the state

@@ -9,7 +9,10 @@ one, or run it on another machine, and the study stays correct. The protocol:
 - ``submit(jobs)``: start the jobs (returns at once, or when they are queued);
 - ``wait(on_result)``: block until every submitted job has ended, calling ``on_result`` with
   each :class:`~genae_lightning.studies.trial.JobResult` as it comes (``crashed`` for a job
-  whose worker died); return them all (:func:`gather` does that from the jobs as they end);
+  whose worker died); return them all (:func:`gather` does that from the jobs as they end).
+  ``on_result`` may ``submit`` more jobs (the driver does, when a job's end lets more trials
+  run): ``wait`` returns once those have ended too, so look for ended jobs among all those
+  submitted, not among a list taken when ``wait`` began;
 - ``close()``: release the workers.
 
 The launchers: ``local`` (:mod:`~genae_lightning.studies.launchers.local`, a process pool on

@@ -22,7 +22,10 @@ class Launcher(Protocol):
         ...
 
     def wait(self, on_result: Callable[[JobResult], None] | None = None) -> list[JobResult]:
-        """Block until every submitted job has ended; their results, each to ``on_result``."""
+        """Block until every submitted job (those ``on_result`` submits too) has ended.
+
+        Returns their results, each passed to ``on_result`` as it comes.
+        """
         ...
 
     def close(self) -> None:

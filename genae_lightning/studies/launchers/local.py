@@ -7,19 +7,33 @@ fork of the driver's threads) and die with the driver (Linux: ``PR_SET_PDEATHSIG
 fits die with them: a killed driver leaves nothing running, and its trials' claims go stale at
 once (dead pid on this host), so a restarted driver resumes them from their checkpoints.
 
+Jobs may be submitted while :meth:`LocalLauncher.wait` runs (from its ``on_result``, as the
+driver does when a job's end lets more trials run): they join the queue, and ``wait`` returns
+once they have ended too.
+
 A worker that dies (killed, out of memory) breaks the pool: its job and those of the other
-workers report ``crashed``, their fits stop, and the next ``submit`` starts a fresh pool; the
-driver resubmits the trials, which resume from their checkpoints.
+workers report ``crashed``, their fits stop, the pool's workers are gone before the first of
+them is reported, and the next ``submit`` starts a fresh pool; the driver resubmits the trials,
+which resume from their checkpoints.
 """
 
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_for
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
+from functools import partial
 
-from genae_lightning.studies.trial import DIE_WITH_PARENT, Job, JobResult, execute
+from genae_lightning.studies.launchers.base import gather
+from genae_lightning.studies.trial import (
+    DIE_WITH_PARENT,
+    Job,
+    JobResult,
+    execute,
+    thread_environment,
+)
 
 
 def available_cores() -> int:
@@ -36,10 +50,10 @@ def _start_worker(threads: int, driver: int) -> None:
         DIE_WITH_PARENT()
     if os.getppid() != driver:  # the driver died before the line above
         os._exit(1)
-    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+    os.environ.update(thread_environment(threads))  # what the fits it starts inherit
     import torch
 
-    torch.set_num_threads(threads)
+    torch.set_num_threads(threads)  # its evaluations (torch was imported with this module)
 
 
 class LocalLauncher:
@@ -59,7 +73,7 @@ class LocalLauncher:
             raise ValueError(f"--workers must be at least 1, got {self.workers}")
         self.threads: int | None = max(1, cores // self.workers)
         self._pool: ProcessPoolExecutor | None = None
-        self._futures: dict[Future, str] = {}
+        self._futures: dict[Future, tuple[str, ProcessPoolExecutor]] = {}
 
     def _ensure_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
@@ -69,37 +83,58 @@ class LocalLauncher:
         return self._pool
 
     def submit(self, jobs: Sequence[Job]) -> None:
-        """Queue the jobs on the pool (each with this launcher's threads)."""
-        pool = self._ensure_pool()
+        """Queue the jobs on the pool (each with this launcher's threads), a new one if it broke."""
         for job in jobs:
-            self._futures[pool.submit(execute, replace(job, threads=self.threads))] = job.trial_id
+            job = replace(job, threads=self.threads)
+            try:
+                future = self._ensure_pool().submit(execute, job)
+            except BrokenProcessPool:  # it broke after its last result was seen: its jobs crash
+                self._drop_pool(self._pool)
+                future = self._ensure_pool().submit(execute, job)
+            self._futures[future] = (job.trial_id, self._pool)
 
     def wait(self, on_result: Callable[[JobResult], None] | None = None) -> list[JobResult]:
-        """Every submitted job's result once all have ended, each to ``on_result`` as it ends.
+        """Every submitted job's result once all (those submitted meanwhile too) have ended.
 
-        A job whose worker died is ``crashed``; the pool is then closed (the next ``submit``
-        starts a new one).
+        Each is passed to ``on_result`` as it ends. A job whose worker died is ``crashed``
+        (:func:`~.base.gather`); its pool is closed before the first such job is reported (its
+        workers have stopped by then), and the next ``submit`` starts a new one.
         """
-        results, broken = [], False
-        for future in as_completed(self._futures):
-            trial_id = self._futures[future]
-            try:
-                result = future.result()
-            except BrokenProcessPool:
-                broken = True
-                result = JobResult(trial_id, "crashed", "a worker process died")
-            except Exception as err:  # execute records trial errors itself; this is the pool's
-                result = JobResult(trial_id, "crashed", f"{type(err).__name__}: {err}")
-            results.append(result)
-            if on_result is not None:
-                on_result(result)
-        self._futures.clear()
-        if broken:
-            self.close()
-        return results
+        return gather(self._ended(), on_result)
+
+    def _ended(self) -> Iterator[tuple[str, Callable[[], JobResult]]]:
+        """``(trial id, get its result)`` of each job as it ends, until none is left.
+
+        Jobs that end at once come in submission order.
+        """
+        while self._futures:
+            done, _ = wait_for(list(self._futures), return_when=FIRST_COMPLETED)
+            for future in [f for f in self._futures if f in done]:
+                trial_id, pool = self._futures.pop(future)
+                if not future.cancelled() and isinstance(future.exception(), BrokenProcessPool):
+                    self._drop_pool(pool)
+                yield trial_id, partial(result, future)
+
+    def _drop_pool(self, pool: ProcessPoolExecutor | None) -> None:
+        """Close ``pool`` (waiting for its workers to stop) if it is the current one."""
+        if pool is not None and pool is self._pool:
+            self._pool = None
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the workers (queued jobs are cancelled)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._drop_pool(self._pool)
+        self._futures.clear()
+
+
+def result(future: Future) -> JobResult:
+    """A job's result.
+
+    Raises:
+        BrokenProcessPool: Its worker, or another of its pool, died (killed, out of memory).
+    """
+    try:
+        return future.result()
+    except BrokenProcessPool as err:
+        raise BrokenProcessPool("a worker process died (killed, or out of memory); the trial "
+                                "resumes from its last checkpoint") from err

@@ -79,16 +79,17 @@ class RayLauncher:
             self._refs[self._execute.remote(replace(job, threads=self.threads))] = job.trial_id
 
     def wait(self, on_result: Callable[[JobResult], None] | None = None) -> list[JobResult]:
-        """Every submitted job's result once all have ended, each to ``on_result`` as it ends."""
-        results = gather(self._ended(), on_result)
-        self._refs.clear()
-        return results
+        """Every submitted job's result once all (those submitted meanwhile too) have ended.
+
+        Each is passed to ``on_result`` as it ends.
+        """
+        return gather(self._ended(), on_result)
 
     def _ended(self) -> Iterator[tuple[str, Callable[[], JobResult]]]:
-        pending = list(self._refs)
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            yield self._refs[ready[0]], partial(ray.get, ready[0])
+        """``(trial id, get its result)`` of each task as it ends, until none is left."""
+        while self._refs:
+            ready, _ = ray.wait(list(self._refs), num_returns=1)
+            yield self._refs.pop(ready[0]), partial(ray.get, ready[0])
 
     def close(self) -> None:
         """Cancel the tasks still running; stop the Ray instance this launcher started."""

@@ -1,9 +1,11 @@
 """The ``slurm`` launcher: each trial one task of a SLURM job array, through submitit.
 
 Each :meth:`SlurmLauncher.submit` is one job array (``sbatch --array``, at most ``workers``
-tasks running at once), each task one trial with the resources of :class:`SlurmOptions`
+of its tasks running at once), each task one trial with the resources of :class:`SlurmOptions`
 (partition, GPUs and CPUs per task, memory, time limit); the trial's torch threads are its
-CPUs. The driver (on a login node) waits for the tasks' results; the store, the runs and
+CPUs. The driver submits a batch as trials become ready (a config's test trials once its
+selection is decided), also while it waits for earlier arrays, so several arrays may run at
+once. The driver (on a login node) waits for the tasks' results; the store, the runs and
 submitit's folder (``<root>/slurm``) must be on a filesystem the nodes share, and the nodes
 must run the driver's Python (submitit starts ``sys.executable``).
 
@@ -37,7 +39,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -75,7 +77,7 @@ class SlurmLauncher:
     """SLURM job arrays through submitit (see the module's docstring).
 
     Args:
-        workers: Array tasks running at once (default 256, submitit's).
+        workers: Tasks of one array running at once (default 256, submitit's).
         options: The jobs' resources and where submitit works (default: :class:`SlurmOptions`).
 
     Raises:
@@ -127,14 +129,25 @@ class SlurmLauncher:
                            for array_job, job in zip(submitted, jobs, strict=True)})
 
     def wait(self, on_result: Callable[[JobResult], None] | None = None) -> list[JobResult]:
-        """Every submitted job's result once all have ended, each to ``on_result`` as it ends."""
-        by_id = dict(self._jobs)
-        ended = submitit.helpers.as_completed([job for job, _ in by_id.values()],
-                                              poll_frequency=POLL_SECONDS)
-        results = gather(((by_id[job.job_id][1], partial(job_result, job)) for job in ended),
-                         on_result)
-        self._jobs.clear()
-        return results
+        """Every submitted job's result once all (those submitted meanwhile too) have ended.
+
+        Each is passed to ``on_result`` as it ends.
+        """
+        return gather(self._ended(), on_result)
+
+    def _ended(self) -> Iterator[tuple[str, Callable[[], JobResult]]]:
+        """``(trial id, get its result)`` of each job as it ends, until none is left.
+
+        A look every :data:`POLL_SECONDS`, as submitit's ``as_completed`` (its jobs space their
+        ``sacct`` calls themselves).
+        """
+        while self._jobs:
+            ended = [key for key, (job, _) in self._jobs.items() if job.done()]
+            for key in ended:
+                job, trial_id = self._jobs.pop(key)
+                yield trial_id, partial(job_result, job)
+            if not ended:
+                time.sleep(POLL_SECONDS)
 
     def close(self) -> None:
         """Cancel the jobs still queued or running (their fits checkpoint at SIGTERM)."""
