@@ -12,15 +12,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 from genae_lightning.studies.dashboard import dashboard_command
+from genae_lightning.studies.definition import Study
 from genae_lightning.studies.launchers import (
     LAUNCHERS,
     add_launcher_arguments,
     launcher_options,
     make_launcher,
 )
-from genae_lightning.studies.plan import selection_trials
+from genae_lightning.studies.plan import (
+    Trial,
+    has_choice,
+    select,
+    selection_trials,
+    test_trials,
+)
 from genae_lightning.studies.report import report_command
-from genae_lightning.studies.run import Options, StudyState, run_study
+from genae_lightning.studies.run import Options, StudyState, preflight, run_study
 from genae_lightning.studies.spec import available_studies, load_study
 from genae_lightning.studies.store import DEFAULT_HEARTBEAT, DEFAULT_LEASE, DEFAULT_ROOT
 
@@ -52,7 +59,10 @@ def run_command(argv: list[str]) -> StudyState | None:
     parser.add_argument("--poll", type=float, default=5.0,
                         help="seconds between looks at trials that other drivers run")
     parser.add_argument("--dry_run", action="store_true",
-                        help="print the selection trials' `genae fit` arguments; run nothing")
+                        help="list every trial the study would run, with counts: the `genae "
+                             "fit` arguments of those known before running (selection trials, "
+                             "test trials of configs with nothing to select), the others per "
+                             "config; run and check nothing")
     add_launcher_arguments(parser)
     args = parser.parse_args(argv)
     if args.retries < 0:
@@ -60,9 +70,9 @@ def run_command(argv: list[str]) -> StudyState | None:
     study = load_study(args.study)
     root = Path(args.root or Path(DEFAULT_ROOT) / study.name)
     if args.dry_run:
-        for trial in selection_trials(study):
-            print(f"{trial.id}: genae {' '.join(trial.fit_args(root / 'runs' / trial.id))}")
+        print("\n".join(dry_run(study, root)))
         return None
+    preflight(study)  # the FID features, before a launcher starts or a trial runs
     launcher = make_launcher(args.launcher, args.workers, launcher_options(args))
     print(f"study {study.name} ({study.source}) in {root}: launcher {launcher.name}, "
           f"{getattr(launcher, 'workers', '?')} worker(s) of {launcher.threads} thread(s)",
@@ -71,7 +81,7 @@ def run_command(argv: list[str]) -> StudyState | None:
     start = time.monotonic()
     try:
         state = run_study(study, root, launcher, options,
-                          log=lambda line: print(line, flush=True))
+                          log=lambda line: print(line, flush=True), check=False)
     finally:
         launcher.close()
     wall, busy = time.monotonic() - start, state.busy_seconds()
@@ -83,6 +93,75 @@ def run_command(argv: list[str]) -> StudyState | None:
               f"evaluation, {busy / workers:.0f} s over {workers} worker(s) "
               f"({busy / workers / wall:.0%} busy)", flush=True)
     return state
+
+
+def dry_run(study: Study, root: Path) -> list[str]:
+    """``genae study run --dry_run``'s lines: every trial the study would run, with counts.
+
+    Known before running, with their ``genae fit`` arguments: the selection trials and the test
+    trials of the configs with nothing to select. Known by count: the test trials of a config
+    with a choice (its selected setting, once its selection trials are done) and the equal-time
+    trials (once the references' test trials are done: their budget is the references' time).
+    """
+    def where(dataset: str | None) -> str:
+        return f" on {dataset}" if dataset else ""
+
+    def seeds() -> str:
+        return ", ".join(map(str, study.seeds))
+
+    def fit_line(trial: Trial) -> str:
+        if trial.reuses is not None:
+            return f"  {trial.id}: no fit, evaluates the run of {trial.reuses}"
+        return f"  {trial.id}: genae {' '.join(trial.fit_args(root / 'runs' / trial.id))}"
+
+    selection = selection_trials(study)
+    known = test_trials(study, select(study, selection, {}, []))  # configs without a choice
+    later = [(m, d) for d in study.datasets for m in study.methods if has_choice(study, m)]
+    per_config = len(study.max_steps) * len(study.seeds)
+    timed: list[tuple[str, str | None]] = []
+    if study.equal_time is not None:
+        timed = [(m.label, d.label) for d in study.datasets for m in study.methods
+                 if m.label not in study.equal_time.reference]
+    per_timed = len(study.equal_time.steps) * len(study.seeds) if study.equal_time else 0
+    tests = len(known) + len(later) * per_config
+    total = len(selection) + tests + len(timed) * per_timed
+    lines = [f"study {study.name} ({study.source}) in {root}: {total} trial(s): "
+             f"{len(selection)} selection, {tests} test ({len(known)} known now, "
+             f"{len(later) * per_config} once their config's selection is decided), "
+             f"{len(timed) * per_timed} equal time"]
+    if selection:
+        lines.append(f"selection: {len(selection)} trial(s), seed {study.selection_seed} at "
+                     f"{study.selection_steps} steps, scored on validation "
+                     f"({study.selection_metric}, {study.selection_mode})")
+        lines += [fit_line(t) for t in selection]
+    if known:
+        lines.append(f"test, known now: {len(known)} trial(s) of the configs with nothing to "
+                     f"select, seeds {seeds()} at {', '.join(map(str, study.max_steps))} steps, "
+                     "scored on test")
+        lines += [fit_line(t) for t in known]
+    if later:
+        lines.append(f"test, once the config's selection is decided: {len(later) * per_config} "
+                     "trial(s) of the selected setting, scored on test")
+        for method, dataset in later:
+            reused = (f"; seed {study.selection_seed} at {study.selection_steps} steps "
+                      "evaluates its selection run (no fit)"
+                      if study.selection_steps in study.max_steps else "")
+            lines.append(f"  {method.label}{where(dataset.label)}: {per_config} trial(s), "
+                         f"seeds {seeds()} at {', '.join(map(str, study.max_steps))} "
+                         f"steps{reused}")
+    if timed:
+        equal = study.equal_time
+        assert equal is not None
+        factor = equal.max_steps_factor
+        lines.append(f"equal time, after the references ({', '.join(equal.reference)}) finish "
+                     f"their test trials: {len(timed) * per_timed} trial(s), each trained for "
+                     "the slowest reference's median training time")
+        for label, dataset in timed:
+            budgets = ", ".join(f"their time at {s} steps (stopping at {s * factor} steps at "
+                                "most)" for s in equal.steps)
+            lines.append(f"  {label}{where(dataset)}: {per_timed} trial(s), seeds {seeds()}, "
+                         f"{budgets}")
+    return lines
 
 
 def list_command(argv: list[str]) -> dict[str, Path]:

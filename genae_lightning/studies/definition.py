@@ -67,6 +67,12 @@ class Evaluation:
         batch_size: Evaluation batch size.
         recalibrate_batchnorm: Choices of ``--recalibrate_batchnorm``; with several, each is
             scored on validation and the selection picks one (with the grid point).
+        feature_extractor_weights_path: A local Inception weights file (``genae evaluate
+            --feature_extractor_weights_path``; machines without network access), or None: the
+            torch.hub cache, downloaded on first use. Where a file lies on this machine, not
+            what is computed: like ``--data_root``, it is not part of the trials' ids, and the
+            driver passes it to every evaluation (:class:`~genae_lightning.studies.trial.Job`)
+            instead of storing it in the trials.
     """
 
     num_samples: int = 10_000
@@ -75,6 +81,7 @@ class Evaluation:
     samplers: tuple[str, ...] = ("gaussian", "gmm")
     batch_size: int = 256
     recalibrate_batchnorm: tuple[int, ...] = (0,)
+    feature_extractor_weights_path: str | None = None
 
 
 @dataclass(frozen=True)

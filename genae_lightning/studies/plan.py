@@ -32,6 +32,8 @@ from genae_lightning.studies.definition import Evaluation, Method, Settings, Stu
 
 PHASES = ("select", "test")
 NO_TIME_LIMIT = "365:00:00:00"  # max_time of step budgets (DD:HH:MM:SS): the Timer measures
+# appended to every trial's callbacks: its last.ckpt holds the final weights (final_checkpoint.py)
+FINAL_CHECKPOINT = "genae_lightning.studies.final_checkpoint.FinalCheckpoint"
 
 
 @dataclass(frozen=True)
@@ -124,21 +126,28 @@ class Trial:
         ``checkpoints/``); a W&B run (group: the study, job type: the phase, config: ``study``
         with the trial's settings) writes under ``run_dir/wandb``. ``trainer.max_time`` is always
         set, so that Lightning's ``Timer`` measures the training time into the checkpoints.
+        :class:`~genae_lightning.studies.final_checkpoint.FinalCheckpoint` is appended to the
+        callbacks (the config's or the study's), so ``checkpoints/last.ckpt``, which the trial
+        evaluates, holds the final weights whatever the checkpoint interval and however the fit
+        stopped (``max_steps`` or ``max_time``).
         """
         budget = self.budget
-        max_time = NO_TIME_LIMIT if budget.max_seconds is None else f"00:00:00:{budget.max_seconds}"
+        max_time = NO_TIME_LIMIT if budget.max_seconds is None else duration(budget.max_seconds)
         loggers: list[dict[str, Any]] = [{
             "class_path": "genae_lightning.loggers.GenaeCSVLogger",
             "init_args": {"save_dir": str(run_dir.parent), "name": None, "version": run_dir.name}}]
         if self.wandb is not None:
             loggers.append({"class_path": "genae_lightning.loggers.GenaeWandbLogger",
                             "init_args": {**self.wandb, **self.wandb_args(run_dir, wandb_id)}})
+        final = {"class_path": FINAL_CHECKPOINT,
+                 "init_args": {"path": str(run_dir / "checkpoints" / "last.ckpt")}}
         return ["fit", "--config", self.config,
                 *(f"--{key}={cli_value(value)}" for key, value in self.overrides),
                 f"--seed_everything={self.seed}", f"--trainer.max_steps={budget.max_steps}",
                 f"--trainer.max_time={max_time}",
                 f"--trainer.default_root_dir={run_dir}",
-                f"--trainer.logger={json.dumps(loggers)}", "--trainer.enable_progress_bar=false"]
+                f"--trainer.logger={json.dumps(loggers)}", "--trainer.enable_progress_bar=false",
+                f"--trainer.callbacks+={json.dumps(final)}"]
 
     def wandb_args(self, run_dir: Path, wandb_id: str | None) -> dict[str, Any]:
         """The W&B logger's settings: the study as group, the phase as job type, its config."""
@@ -166,6 +175,20 @@ class Trial:
                 f"--samplers={json.dumps(list(ev.samplers))}", f"--batch_size={ev.batch_size}",
                 f"--seed={self.seed}", f"--recalibrate_batchnorm={recalibrate}",
                 f"--name={self.method}", f"--out={out}", "--progress=false", *fid]
+
+
+def duration(seconds: int) -> str:
+    """Whole seconds as ``trainer.max_time`` takes them: ``DD:HH:MM:SS``, two digits each.
+
+    Lightning's ``Timer`` refuses anything else (``00:00:00:837`` is not a duration).
+
+    >>> duration(837), duration(3), duration(90061)
+    ('00:00:13:57', '00:00:00:03', '01:01:01:01')
+    """
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days:02d}:{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
 def variant(recalibrate: int) -> str:
@@ -232,11 +255,16 @@ def make_trial(study: Study, method: Method, dataset_label: str | None, dataset:
     """A trial with its stable id."""
     split = "val" if phase == "select" else "test"
     overrides = (*dataset, *study.overrides, *method.overrides, *point)
-    evaluation = replace(study.evaluation, recalibrate_batchnorm=recalibrate)
+    # the Inception weights file's place is this machine's, not the trial's (the driver passes
+    # it to the evaluations, as the data root): neither in the trial nor in its id
+    evaluation = replace(study.evaluation, recalibrate_batchnorm=recalibrate,
+                         feature_extractor_weights_path=None)
+    settings = {k: v for k, v in asdict(evaluation).items()
+                if k != "feature_extractor_weights_path"}
     digest = settings_hash({
         "phase": phase, "method": method.label, "config": method.config,
         "dataset": dataset_label, "seed": seed, "point": point, "budget": asdict(budget),
-        "split": split, "overrides": overrides, "evaluation": asdict(evaluation),
+        "split": split, "overrides": overrides, "evaluation": settings,
         "reuses": reuses})
     parts = [phase, method.label, *([dataset_label] if dataset_label else []), f"s{seed}", digest]
     return Trial(id="-".join(parts), study=study.name, phase=phase, method=method.label,

@@ -21,6 +21,10 @@ in which the trials run differs. So:
 
 The selection is written to ``<root>/selection.json`` (config/dataset -> grid point, choice,
 selection trial, validation value) each time a config's is decided, for ``genae study report``.
+
+Before any trial, :func:`preflight` checks the study's FID features: the files it names exist,
+and the feature extractor loads (Inception: its weights are found, or downloaded once here), so
+a study that could not be evaluated fails at once, not after its first training.
 """
 
 import time
@@ -29,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from genae_lightning.studies.definition import Study
+from genae_lightning.studies.definition import Evaluation, Study
 from genae_lightning.studies.launchers import Launcher
 from genae_lightning.studies.plan import (
     Selection,
@@ -42,6 +46,7 @@ from genae_lightning.studies.plan import (
     time_trials,
     variant,
 )
+from genae_lightning.studies.spec import INCEPTION, StudyError, check_files
 from genae_lightning.studies.store import DEFAULT_HEARTBEAT, DEFAULT_LEASE, Store, write_json
 from genae_lightning.studies.trial import Job, JobResult
 
@@ -114,9 +119,64 @@ def study_record(study: Study) -> dict[str, Any]:
             "text": study.source.read_text(encoding="utf-8")}
 
 
+def load_features(evaluation: Evaluation) -> None:
+    """Build the FID feature extractor the trials' evaluations will build, once, and drop it.
+
+    Inception: its weights file is found (``feature_extractor_weights_path`` or the torch.hub
+    cache) or downloaded, and the network loads it; a classifier file loads. Seconds, against a
+    trial's minutes to hours.
+
+    Raises:
+        FileNotFoundError: The Inception weights cannot be had (offline, not cached).
+        Exception: Whatever loading a damaged file raises.
+    """
+    from genae_lightning.features.extractors import resolve_feature
+    from genae_lightning.metrics.fid import FID
+
+    if evaluation.feature in INCEPTION:
+        FID(evaluation.feature, evaluation.feature_extractor_weights_path, disk_cache=False,
+            progress=False)
+    elif evaluation.feature is not None:
+        resolve_feature(evaluation.feature)
+
+
+def preflight(study: Study, load: bool = True) -> None:
+    """Check, before any trial runs, that the study's evaluations can compute their FIDs.
+
+    The files the evaluation names exist (:func:`~genae_lightning.studies.spec.check_files`),
+    and with ``load`` the feature extractor loads (:func:`load_features`).
+
+    Raises:
+        StudyError: Named with the study file, the key, the value and the fix.
+    """
+    check_files(study)
+    evaluation = study.evaluation
+    if not load or evaluation.feature is None:
+        return
+    key = "evaluation.feature_extractor_weights_path" if (
+        evaluation.feature_extractor_weights_path is not None) else "evaluation.feature"
+    value = evaluation.feature_extractor_weights_path or evaluation.feature
+    try:
+        load_features(evaluation)
+    except FileNotFoundError as err:
+        fix = (" In a study file, give the file's path as evaluation."
+               "feature_extractor_weights_path." if evaluation.feature in INCEPTION else "")
+        raise StudyError(f"{study.source}: {key}: {value!r}: {err}{fix}") from None
+    except Exception as err:  # a damaged or foreign file; missing packages
+        raise StudyError(
+            f"{study.source}: {key}: {value!r}: the FID features could not be loaded "
+            f"({type(err).__name__}: {err}); fix or replace the file (evaluation.feature: "
+            "'inception', a `genae train-features` file or null)") from err
+
+
 def run_study(study: Study, root: str | Path, launcher: Launcher, options: Options | None = None,
-              log: Callable[[str], None] = print) -> StudyState:
-    """Run (or continue) a study in ``root`` with ``launcher``; returns where it stands."""
+              log: Callable[[str], None] = print, check: bool = True) -> StudyState:
+    """Run (or continue) a study in ``root`` with ``launcher``; returns where it stands.
+
+    ``check``: first :func:`preflight` (False when the caller has just done it).
+    """
+    if check:
+        preflight(study)
     options = options or Options()
     store = Store(root, options.lease)
     store.init(study_record(study))
@@ -183,7 +243,8 @@ class Driver:
                 and runnable(records.get(tid), self.options.retries)
                 and self.store.holder(tid) is None]
         if todo:
-            self.launcher.submit([job(self.store, t, self.options) for t in todo])
+            weights = self.study.evaluation.feature_extractor_weights_path
+            self.launcher.submit([job(self.store, t, self.options, weights) for t in todo])
             self.inflight.update(t.id for t in todo)
         return records
 
@@ -277,10 +338,15 @@ def write_selection(store: Store, selections: dict[tuple[str, str | None], Selec
                      for s in selections.values()]})
 
 
-def job(store: Store, trial: Trial, options: Options) -> Job:
-    """The job of a trial (the launcher sets its threads)."""
+def job(store: Store, trial: Trial, options: Options, weights: str | None = None) -> Job:
+    """The job of a trial (the launcher sets its threads).
+
+    ``weights``: the study's Inception weights file (made absolute: a worker may run elsewhere).
+    """
     return Job(str(store.root), trial.id, options.retries, options.lease, options.heartbeat,
-               data_root=options.data_root)
+               data_root=options.data_root,
+               feature_extractor_weights_path=None if weights is None else str(
+                   Path(weights).resolve()))
 
 
 def describe(result: JobResult, record: dict[str, Any] | None) -> str:

@@ -35,6 +35,8 @@ are found by name, like configs (:func:`resolve_study`). The format (docs/studie
       samplers: [gaussian, gmm]
       batch_size: 256
       recalibrate_batchnorm: [0, 100]  # a list: each is scored on validation, one selected
+      feature_extractor_weights_path: null  # with feature: inception, a local Inception
+                                    # weights file (offline machines); null: the torch.hub cache
     overrides:                      # every trial: dotted key -> value
       model.init_args.backbone.init_args.width: 0.25
     paper: {ae: {cfid/gmm: 12.14}}  # optional: the paper's values, shown beside by the report
@@ -71,7 +73,8 @@ SELECTION_KEYS = ("seed", "metric", "mode", "grid")
 BUDGET_KEYS = ("max_steps", "selection_steps", "equal_time")
 EQUAL_TIME_KEYS = ("reference", "steps", "max_steps_factor")
 EVALUATION_KEYS = ("num_samples", "knn_train_samples", "feature", "samplers", "batch_size",
-                   "recalibrate_batchnorm")
+                   "recalibrate_batchnorm", "feature_extractor_weights_path")
+INCEPTION = ("inception", "2048")  # evaluation.feature values of Inception-v3 features
 # Settings a study sets itself (seeds, budgets, run folders, loggers): no override may set them.
 RESERVED = ("config", "c", "ckpt_path", "seed_everything", "trainer.max_steps",
             "trainer.max_time", "trainer.default_root_dir", "trainer.logger", "print_config")
@@ -328,6 +331,15 @@ class _Reader:
         feature = spec.get("feature", defaults.feature)
         if feature is not None:
             self.text(feature, "evaluation.feature")
+        weights = spec.get("feature_extractor_weights_path")
+        if weights is not None:
+            self.text(weights, "evaluation.feature_extractor_weights_path")
+            if feature not in INCEPTION:
+                raise self.fail("evaluation.feature_extractor_weights_path",
+                                "no Inception weights file unless `feature: inception`", weights,
+                                f"remove the key (evaluation.feature is {feature!r}), or set "
+                                "`feature: inception`")
+            weights = str(Path(weights).expanduser())  # ~/... as a shell would read it
         samplers = tuple(spec.get("samplers", defaults.samplers))
         for sampler in samplers:
             if sampler not in SAMPLERS:
@@ -343,7 +355,8 @@ class _Reader:
             batch_size=self.integer(spec.get("batch_size", defaults.batch_size),
                                     "evaluation.batch_size", 1),
             recalibrate_batchnorm=self.integers(spec.get("recalibrate_batchnorm", 0),
-                                                "evaluation.recalibrate_batchnorm"))
+                                                "evaluation.recalibrate_batchnorm"),
+            feature_extractor_weights_path=weights)
 
     def paper(self, value: Any, methods: tuple[Method, ...]) -> dict[str, dict[str, float]]:
         labels = tuple(m.label for m in methods)
@@ -397,6 +410,40 @@ def nested(key: str, value: Any) -> dict[str, Any]:
     for part in reversed(key.split(".")):
         value = {part: value}
     return value
+
+
+def check_files(study: Study) -> None:
+    """Check that the files the study's evaluation names exist (before any trial runs).
+
+    ``evaluation.feature`` when it names a ``genae train-features`` file, and
+    ``evaluation.feature_extractor_weights_path``. Relative paths are read from the working
+    directory, as the trials read them. ``genae study run`` checks this before it starts a
+    trial (:func:`~genae_lightning.studies.run.preflight`); reading a study (``genae study
+    report``, ``list``) does not, so a study reads anywhere.
+
+    Raises:
+        StudyError: A file is missing; the message names the study file, the key, the value and
+            the fix.
+    """
+    from genae_lightning.features.extractors import INCEPTION_URL
+
+    reader, evaluation = _Reader(study.source), study.evaluation
+    here = f"relative paths are read from the working directory, {Path.cwd()}"
+    feature = evaluation.feature
+    if feature is not None and feature not in INCEPTION and not Path(feature).is_file():
+        raise reader.fail(
+            "evaluation.feature", "'inception', null or an existing `genae train-features` "
+            "file", feature, f"no such file ({here}): run the study from the folder the path "
+            "is relative to (the repository root for the bundled studies), give the file's "
+            "path, train one (`genae train-features --data MNIST --data.root DATA --out "
+            "classifier.pt`), or write `feature: null` (no FID)")
+    weights = evaluation.feature_extractor_weights_path
+    if weights is not None and not Path(weights).is_file():
+        name = INCEPTION_URL.rsplit("/", 1)[-1]
+        raise reader.fail(
+            "evaluation.feature_extractor_weights_path", "an existing Inception weights file",
+            weights, f"no such file ({here}): download {name} from {INCEPTION_URL} and give its "
+            "path, or remove the key to use the torch.hub cache (downloaded on first use)")
 
 
 def check_override_classes(study: Study) -> None:

@@ -9,8 +9,12 @@ held elsewhere, done, or out of retries returns at once, then:
    ``OMP_NUM_THREADS`` set to the job's threads. A trial that was stopped (killed worker, node
    lost, exit 3 after SIGTERM) resumes from its newest ``last.ckpt`` / ``interrupted.ckpt``.
    The subprocess dies with its worker (Linux: ``PR_SET_PDEATHSIG``), so a killed worker
-   leaves no training behind. A trial that reuses another's run (the selection seed's test)
-   skips this step and reads that run's checkpoint.
+   leaves no training behind. The fit's callbacks get
+   :class:`~genae_lightning.studies.final_checkpoint.FinalCheckpoint`, so its
+   ``checkpoints/last.ckpt`` holds the final weights (whatever the checkpoint interval, and for
+   a trial stopped by ``max_time``); the record's ``steps`` are that checkpoint's, and a
+   checkpoint of another step than the fit ended at fails the trial. A trial that reuses
+   another's run (the selection seed's test) skips this step and reads that run's checkpoint.
 2. **evaluate**: :func:`genae_lightning.commands.evaluate.evaluate` in this process, on the
    trial's split, once per ``recalibrate_batchnorm`` choice, writing
    ``evaluation-<split>-recalibrate_batchnorm=<n>.json`` into the run folder.
@@ -28,6 +32,7 @@ and data set-up), ``fit_seconds`` (the fit processes' wall time), ``overhead_sec
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,7 +48,8 @@ import torch
 from genae_lightning.checkpoints.reading import read_checkpoint
 from genae_lightning.commands.evaluate import evaluate
 from genae_lightning.commands.resume import LAST_PATTERNS
-from genae_lightning.studies.plan import Trial, variant
+from genae_lightning.studies.final_checkpoint import FinalCheckpoint  # noqa: F401  (see fit_args)
+from genae_lightning.studies.plan import FINAL_CHECKPOINT, Trial, variant
 from genae_lightning.studies.store import (
     DEFAULT_HEARTBEAT,
     DEFAULT_LEASE,
@@ -55,6 +61,7 @@ from genae_lightning.studies.store import (
 
 INTERRUPTED = 3  # genae fit's exit status after SIGTERM / Ctrl-C with a resumable checkpoint
 RUN_FOLDER_LINE = "genae fit: run folder"  # printed once the run is set up
+DONE_LINE = re.compile(r"genae fit: done in .*\((\d+) steps\)")  # printed at the end of fit
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,9 @@ class Job:
         threads: Torch / OpenMP threads of the fit and the evaluation (None: torch's default).
         data_root: ``data.init_args.root`` of every fit and evaluation (where the data lies on
             this machine; not part of the trial's id), or None for the configs' own.
+        feature_extractor_weights_path: The Inception weights file of every evaluation (the
+            study's ``evaluation.feature_extractor_weights_path``; not part of the trial's id),
+            or None: the torch.hub cache.
     """
 
     root: str
@@ -79,6 +89,7 @@ class Job:
     heartbeat: float = DEFAULT_HEARTBEAT
     threads: int | None = None
     data_root: str | None = None
+    feature_extractor_weights_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -225,6 +236,7 @@ class TrialRun:
         self.store, self.claim, self.beat, self.job = store, claim, beat, job
         self.trial, self.record = trial, record
         self.timings: dict[str, float] = record.setdefault("timings", {})
+        self.fit_steps: int | None = None  # the steps the fit said it ended at
 
     def save(self) -> None:
         """Write the record so far (a later crash keeps it); stop if the claim was taken."""
@@ -285,7 +297,20 @@ class TrialRun:
             raise TrialError(f"genae fit exited with status {code}: "
                              f"{tail(run_dir / 'fit.log')} (full output: {run_dir / 'fit.log'})")
         checkpoint = run_dir / "checkpoints" / "last.ckpt"
+        if not checkpoint.is_file():
+            self.save()
+            raise TrialError(f"genae fit left no {checkpoint}, which the trial evaluates; keep "
+                             f"{FINAL_CHECKPOINT} in the fit's callbacks (Trial.fit_args "
+                             "appends it)")
         saved = read_checkpoint(checkpoint)
+        if self.fit_steps is not None and saved.get("global_step") != self.fit_steps:
+            self.save()
+            raise TrialError(
+                f"{checkpoint} holds the weights of step {saved.get('global_step')}, but the fit "
+                f"ended at step {self.fit_steps}: evaluating it would score stale weights. Keep "
+                f"{FINAL_CHECKPOINT} in the fit's callbacks (Trial.fit_args appends it; it "
+                "writes the final weights at the end of training) and do not write last.ckpt "
+                "after it")
         timer = (saved.get("callbacks") or {}).get("Timer") or {}
         train = (timer.get("time_elapsed") or {}).get("train")
         fit["done"] = True
@@ -319,11 +344,15 @@ class TrialRun:
                     out.write(line)
                     if announced is None and line.startswith(RUN_FOLDER_LINE):
                         announced = round(time.monotonic() - start, 2)
+                    if (done := DONE_LINE.match(line)) is not None:
+                        self.fit_steps = int(done.group(1))
                 code = process.wait()
             except KeyboardInterrupt:  # Ctrl-C reached the fit too: it saves interrupted.ckpt
                 process.wait()
                 raise Interrupted("interrupted (Ctrl-C); the fit resumes from its checkpoint"
                                   ) from None
+            finally:
+                process.stdout.close()
         self.beat.child = None
         return code, time.monotonic() - start, announced
 
@@ -340,6 +369,9 @@ class TrialRun:
             args = self.trial.evaluate_args(checkpoint, choice, out)
             if self.job.data_root is not None:
                 args.append(f"--data.init_args.root={self.job.data_root}")
+            if self.job.feature_extractor_weights_path is not None:
+                args.append("--feature_extractor_weights_path="
+                            f"{self.job.feature_extractor_weights_path}")
             start = time.monotonic()
             with open(run_dir / "evaluate.log", "a", encoding="utf-8") as log, \
                     contextlib.redirect_stdout(log):

@@ -19,7 +19,7 @@ import yaml
 
 from genae_lightning.metrics.fid import split_fid_key
 from genae_lightning.studies.definition import Study
-from genae_lightning.studies.plan import Budget, make_trial
+from genae_lightning.studies.plan import FINAL_CHECKPOINT, Budget, make_trial
 from genae_lightning.studies.spec import available_studies, load_study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,8 +124,12 @@ def test_genae_fit_takes_every_config_of_it(name, tmp_path) -> None:
                                    study.seeds[0], point, Budget(study.max_steps[0]),
                                    study.evaluation.recalibrate_batchnorm[:1])
                 config = parsed_config(trial.fit_args(tmp_path / "runs" / trial.id))
+                # every trial's fit ends with FinalCheckpoint (its last.ckpt: the final weights)
+                *callbacks, final = lookup(config, "trainer.callbacks")
+                assert final["class_path"] == FINAL_CHECKPOINT, (name, method.label)
                 for key, value in trial.overrides:
                     if key == "data":  # a data class by name: the parsed one is its class_path
                         assert lookup(config, "data.class_path") == value
                         continue
-                    assert landed(value, lookup(config, key)), (name, method.label, key)
+                    parsed = callbacks if key == "trainer.callbacks" else lookup(config, key)
+                    assert landed(value, parsed), (name, method.label, key)

@@ -10,6 +10,7 @@ from dataclasses import replace
 
 import pytest
 
+from genae_lightning.studies import run as run_module
 from genae_lightning.studies import trial as trial_module
 from genae_lightning.studies.definition import EqualTime
 from genae_lightning.studies.plan import (
@@ -21,7 +22,7 @@ from genae_lightning.studies.plan import (
     variant,
 )
 from genae_lightning.studies.run import Options, run_study
-from genae_lightning.studies.spec import load_study
+from genae_lightning.studies.spec import StudyError, load_study
 from genae_lightning.studies.store import Store
 from genae_lightning.studies.trial import Job, TrialRun, execute
 
@@ -223,3 +224,73 @@ def test_equal_time_trials_start_once_the_references_and_the_selection_are_known
     assert events.index(beta_ends[-1]) < first_timed < events.index(ae_test_ends[0])
     assert "equal wall-clock budget on synthetic: 1 s (the references at 12 steps)" in lines
     assert [t.id for t in state.trials][-2:] == timed_ids  # phase order in the state
+
+
+def test_the_fid_features_are_checked_before_any_trial(study, tmp_path, monkeypatch) -> None:
+    """A missing classifier file, or Inception without obtainable weights, stops the study
+    before it trains anything (not at the first evaluation, after a training)."""
+    monkeypatch.setattr(TrialRun, "run", fake_run)
+    missing = replace(study, evaluation=replace(study.evaluation, feature="none/here.pt"))
+    launcher = InlineLauncher()
+    with pytest.raises(StudyError) as raised:
+        run_study(missing, tmp_path / "a", launcher, Options(), log=lambda _: None)
+    for message in (str(study.source), "evaluation.feature:", "'none/here.pt'", "no such file"):
+        assert message in str(raised.value), str(raised.value)
+    assert launcher.ran == [] and not (tmp_path / "a" / "trials").exists()
+    monkeypatch.setenv("GENAE_OFFLINE", "1")  # an offline machine without cached weights
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    inception = replace(study, evaluation=replace(study.evaluation, feature="inception"))
+    with pytest.raises(StudyError) as raised:
+        run_study(inception, tmp_path / "b", launcher, Options(), log=lambda _: None)
+    for message in (str(study.source), "evaluation.feature: 'inception'",
+                    "Inception-v3 weights are not available", str(tmp_path / "torch"),
+                    "In a study file, give the file's path as evaluation."
+                    "feature_extractor_weights_path."):
+        assert message in str(raised.value), str(raised.value)
+    assert launcher.ran == [] and not (tmp_path / "b" / "trials").exists()
+
+
+def test_a_damaged_weights_file_is_named_before_any_trial(study, tmp_path) -> None:
+    weights = tmp_path / "weights-inception-2015-12-05-6726825d.pth"
+    weights.write_bytes(b"not a checkpoint")
+    inception = replace(study, evaluation=replace(
+        study.evaluation, feature="inception", feature_extractor_weights_path=str(weights)))
+    launcher = InlineLauncher()
+    with pytest.raises(StudyError) as raised:
+        run_study(inception, tmp_path / "a", launcher, Options(), log=lambda _: None)
+    for message in (str(study.source), "evaluation.feature_extractor_weights_path:",
+                    str(weights), "could not be loaded", "fix or replace the file"):
+        assert message in str(raised.value), str(raised.value)
+    assert launcher.ran == []
+
+
+def test_the_inception_weights_file_reaches_every_evaluation(study, tmp_path,
+                                                             monkeypatch) -> None:
+    """`evaluation.feature_extractor_weights_path` is loaded once by the driver, then given
+    to every evaluation as `genae evaluate --feature_extractor_weights_path` (made absolute)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.pth").write_bytes(b"")
+    loaded, evaluated = [], []
+    monkeypatch.setattr(run_module, "load_features", loaded.append)
+
+    def fit(self: TrialRun) -> None:  # no training: the evaluation's arguments are checked
+        run_dir = self.store.run_dir(self.trial.id)
+        run_dir.mkdir(parents=True)
+        self.record.update(checkpoint=self.relative(run_dir / "last.ckpt"),
+                           run_dir=self.relative(run_dir), steps=12, train_seconds=1.0)
+
+    def evaluate(args: list[str]) -> dict:
+        evaluated.append(args)
+        return {"metrics": {"val/rec_sse": 1.0}, "global_step": 12, "batchnorm": None}
+
+    monkeypatch.setattr(TrialRun, "fit", fit)
+    monkeypatch.setattr(trial_module, "evaluate", evaluate)
+    inception = replace(study, evaluation=replace(
+        study.evaluation, feature="inception", feature_extractor_weights_path="w.pth"))
+    state = run_study(inception, tmp_path / "root", InlineLauncher(), Options(),
+                      log=lambda _: None)
+    assert state.count("done") == 6 and len(evaluated) == 6
+    assert [e.feature_extractor_weights_path for e in loaded] == ["w.pth"]
+    for args in evaluated:
+        assert f"--feature_extractor_weights_path={tmp_path / 'w.pth'}" in args
+        assert "--fid_feature=inception" in args

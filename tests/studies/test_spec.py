@@ -99,3 +99,61 @@ def test_a_missing_key_and_bad_yaml_are_named(tmp_path) -> None:
 def test_an_unknown_study_name_lists_close_ones() -> None:
     with pytest.raises(FileNotFoundError, match="Did you mean table1_mnist"):
         resolve_study("table1_mnst")
+
+
+@pytest.mark.parametrize(("evaluation", "messages"), [
+    ({"feature": "inception", "feature_extractor_weights_path": 5},
+     ["evaluation.feature_extractor_weights_path", "a non-empty string", "5"]),
+    ({"feature": "classifier.pt", "feature_extractor_weights_path": "w.pth"},
+     ["evaluation.feature_extractor_weights_path", "`feature: inception`", "'w.pth'",
+      "'classifier.pt'"]),
+])
+def test_a_bad_inception_weights_key_is_named(tmp_path, evaluation, messages) -> None:
+    path = write(tmp_path, with_(evaluation=evaluation))
+    with pytest.raises(StudyError) as raised:
+        load_study(path)
+    for message in [str(path), *messages]:
+        assert message in str(raised.value), str(raised.value)
+
+
+def test_the_inception_weights_file_is_read_but_not_part_of_the_trials(tmp_path) -> None:
+    """A local weights file (offline machines) is where a file lies here, as the data root: the
+    trials, their ids and records are those of the study without it."""
+    from genae_lightning.studies.plan import Selection, selection_trials, test_trials
+
+    plain = load_study(write(tmp_path, with_(evaluation={"feature": "inception"}), "plain"))
+    weights = {"feature": "inception", "feature_extractor_weights_path": "w/inception.pth"}
+    study = load_study(write(tmp_path, with_(evaluation=weights), "plain"))
+    assert study.evaluation.feature_extractor_weights_path == "w/inception.pth"
+    assert [t.id for t in selection_trials(study)] == [t.id for t in selection_trials(plain)]
+    trial = test_trials(study, {("ae", None): Selection("ae", None, (), 0)})[0]
+    assert trial.evaluation.feature_extractor_weights_path is None
+    assert "w/inception.pth" not in str(trial.to_json())
+
+
+def test_missing_evaluation_files_are_named_before_a_study_runs(tmp_path, monkeypatch) -> None:
+    """Reading a study checks no file (a report reads anywhere); check_files, which `genae
+    study run` calls before any trial, names the study file, the key, the value and the fix."""
+    from genae_lightning.studies.spec import check_files
+
+    monkeypatch.chdir(tmp_path)
+    path = write(tmp_path, with_(evaluation={"feature": "features/missing.pt"}))
+    study = load_study(path)  # reads
+    with pytest.raises(StudyError) as raised:
+        check_files(study)
+    for message in (str(path), "evaluation.feature:", "'features/missing.pt'", "no such file",
+                    str(tmp_path), "genae train-features", "feature: null"):
+        assert message in str(raised.value), str(raised.value)
+    weights = {"feature": "inception", "feature_extractor_weights_path": "missing.pth"}
+    path = write(tmp_path, with_(evaluation=weights))
+    with pytest.raises(StudyError) as raised:
+        check_files(load_study(path))
+    for message in (str(path), "evaluation.feature_extractor_weights_path:",
+                    "an existing Inception weights file", "'missing.pth'",
+                    "weights-inception-2015-12-05-6726825d.pth", "remove the key"):
+        assert message in str(raised.value), str(raised.value)
+    (tmp_path / "missing.pth").write_bytes(b"")
+    (tmp_path / "features").mkdir()
+    (tmp_path / "features" / "missing.pt").write_bytes(b"")
+    check_files(load_study(path))
+    check_files(load_study(write(tmp_path, with_(evaluation={"feature": "features/missing.pt"}))))
