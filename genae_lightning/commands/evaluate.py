@@ -54,7 +54,8 @@ def evaluate_checkpoint(
         submanifold: Also the dpVAE diagnostics of VAE-like methods (``skl``, ``nll``,
             ``fid/low_posterior``, ``leakage/<tau>``) with these sample counts.
         recalibrate_batchnorm: First recompute the BatchNorm running statistics over this many
-            training batches (see :func:`~genae_lightning.latents.recalibrate_batchnorm`); the
+            training batches, of the data's training batch size, shuffled with
+            ``config.seed`` (see :func:`~genae_lightning.latents.recalibrate_batchnorm`); the
             post-hoc priors of the checkpoint are then refitted here, since the codes change.
             0 uses the statistics ``FitLatentPrior`` checked at the end of fit, or runs that
             check here on checkpoints that were not checked (it says what it did; the
@@ -72,9 +73,8 @@ def evaluate_checkpoint(
     if evaluation is None:
         raise ValueError(f"{type(datamodule).__name__} has no {split}_dataset after setup; "
                          "evaluate on --split test or --split val")
-    bn = batchnorm.settle_for_evaluation(
-        model, datamodule.train_dataset, datamodule.val_dataset,
-        config.batch_size if recalibrate_batchnorm > 0 else datamodule.batch_size,
+    bn = batchnorm.settle_for_evaluation(  # training batches, at the training batch size
+        model, datamodule.train_dataset, datamodule.val_dataset, datamodule.batch_size,
         recalibrate_batchnorm, config.seed, config.progress)
     if bn is not None:
         print(batchnorm.describe(bn))

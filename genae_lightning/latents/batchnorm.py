@@ -246,7 +246,8 @@ def settle_for_evaluation(
     if recalibrate > 0:  # the explicit request (an error without BatchNorm layers)
         used = recalibrate_batchnorm(module, recalibration_loader(train, batch_size, seed),
                                      recalibrate, progress)
-        return {"source": "--recalibrate_batchnorm", "recalibrated": True, "batches": used}
+        return {"source": "--recalibrate_batchnorm", "recalibrated": True, "batches": used,
+                "batch_size": batch_size}
     if not batchnorm_layers(module):
         return None
     recorded = getattr(module, "batchnorm_check", None)

@@ -143,7 +143,7 @@ def test_evaluate_can_recalibrate_batchnorm_first(runs, tmp_path) -> None:
     ckpt = tmp_path / "ae" / "version_0" / "checkpoints" / "last.ckpt"
     saved = ckpt.read_bytes()
     common = ["evaluate", "--ckpt_path", str(ckpt), "--no_fid", "true", "--num_samples", "64",
-              "--batch_size", "32", "--progress", "false"]
+              "--batch_size", "64", "--progress", "false"]
     records = {}
     for n in (0, 3):
         main([*common, "--recalibrate_batchnorm", str(n), "--out", str(tmp_path / f"{n}.json")])
@@ -151,6 +151,8 @@ def test_evaluate_can_recalibrate_batchnorm_first(runs, tmp_path) -> None:
     assert records[0]["recalibrated_batchnorm_batches"] == 0
     assert records[0]["samplers"] == {"gaussian": "checkpoint", "gmm": "checkpoint"}
     assert records[3]["recalibrated_batchnorm_batches"] == 3
+    # training batches: the data's batch size, not the evaluation's --batch_size
+    assert records[3]["batchnorm"]["batch_size"] == config["data"]["init_args"]["batch_size"] != 64
     assert records[3]["samplers"] == {"gaussian": "fitted here", "gmm": "fitted here"}
     assert records[3]["metrics"]["val/rec_sse"] != records[0]["metrics"]["val/rec_sse"]
     assert ckpt.read_bytes() == saved  # evaluation never writes the checkpoint
