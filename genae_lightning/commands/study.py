@@ -1,9 +1,10 @@
 """``genae study <subcommand>``: studies of configs, seeds, a selection grid and budgets.
 
 ``genae study run <study>`` runs (or continues) a study; ``genae study list`` lists the bundled
-ones. Each subcommand is a function ``(argv) -> object`` in :data:`SUBCOMMANDS`, whose first
-docstring line (after ``genae study <name>:``) is its help; a new one (``report``,
-``dashboard``) is a module of its own with one entry added here.
+ones; ``genae study status <study>`` says where a study stands. Each subcommand is a function
+``(argv) -> object`` in :data:`SUBCOMMANDS`, whose first docstring line (after ``genae study
+<name>:``) is its help; a new one (``report``, ``dashboard``, ``status``) is a module of its own
+with one entry added here.
 """
 
 import argparse
@@ -25,10 +26,12 @@ from genae_lightning.studies.plan import (
     select,
     selection_trials,
     test_trials,
+    trial_counts,
 )
 from genae_lightning.studies.report import report_command
 from genae_lightning.studies.run import Options, StudyState, preflight, run_study
 from genae_lightning.studies.spec import available_studies, load_study
+from genae_lightning.studies.status import status_command
 from genae_lightning.studies.store import DEFAULT_HEARTBEAT, DEFAULT_LEASE, DEFAULT_ROOT
 
 
@@ -123,12 +126,11 @@ def dry_run(study: Study, root: Path) -> list[str]:
         timed = [(m.label, d.label) for d in study.datasets for m in study.methods
                  if m.label not in study.equal_time.reference]
     per_timed = len(study.equal_time.steps) * len(study.seeds) if study.equal_time else 0
-    tests = len(known) + len(later) * per_config
-    total = len(selection) + tests + len(timed) * per_timed
-    lines = [f"study {study.name} ({study.source}) in {root}: {total} trial(s): "
-             f"{len(selection)} selection, {tests} test ({len(known)} known now, "
-             f"{len(later) * per_config} once their config's selection is decided), "
-             f"{len(timed) * per_timed} equal time"]
+    counts = trial_counts(study)
+    lines = [f"study {study.name} ({study.source}) in {root}: {counts.total} trial(s): "
+             f"{counts.selection} selection, {counts.test} test ({counts.test_known} known now, "
+             f"{counts.test_later} once their config's selection is decided), "
+             f"{counts.equal_time} equal time"]
     if selection:
         lines.append(f"selection: {len(selection)} trial(s), seed {study.selection_seed} at "
                      f"{study.selection_steps} steps, scored on validation "
@@ -180,6 +182,7 @@ def list_command(argv: list[str]) -> dict[str, Path]:
 SUBCOMMANDS: dict[str, Callable[[list[str]], object]] = {
     "run": run_command,
     "list": list_command,
+    "status": status_command,
     "report": report_command,
     "dashboard": dashboard_command,
 }

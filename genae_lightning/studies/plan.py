@@ -420,3 +420,43 @@ def time_trials(study: Study, selections: Mapping[tuple[str, str | None], Select
                                (chosen.recalibrate,))
                     for seed in study.seeds]
     return out
+
+
+@dataclass(frozen=True)
+class TrialCounts:
+    """How many trials a study has, by phase, before any runs (``--dry_run``, ``status``).
+
+    Attributes:
+        selection: The ``select`` trials.
+        test_known: The test trials of configs with nothing to select (known now).
+        test_later: The test trials of configs with a choice (known once it is selected).
+        equal_time: The equal wall-clock trials (known once the references are tested).
+    """
+
+    selection: int
+    test_known: int
+    test_later: int
+    equal_time: int
+
+    @property
+    def test(self) -> int:
+        """Every test trial at a step budget."""
+        return self.test_known + self.test_later
+
+    @property
+    def total(self) -> int:
+        """Every trial of the study."""
+        return self.selection + self.test + self.equal_time
+
+
+def trial_counts(study: Study) -> TrialCounts:
+    """The study's trial counts by phase (none of them run)."""
+    selection = selection_trials(study)
+    known = test_trials(study, select(study, selection, {}, []))  # configs without a choice
+    later = sum(has_choice(study, m) for d in study.datasets for m in study.methods)
+    timed = 0
+    if study.equal_time is not None:
+        timed = (sum(m.label not in study.equal_time.reference for m in study.methods)
+                 * len(study.datasets) * len(study.equal_time.steps) * len(study.seeds))
+    return TrialCounts(len(selection), len(known),
+                       later * len(study.max_steps) * len(study.seeds), timed)

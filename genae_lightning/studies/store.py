@@ -104,7 +104,9 @@ def boot_id() -> str:
 def process_start(pid: int) -> str | None:
     """The start time of process ``pid`` (Linux ``/proc``), None when there is no such process.
 
-    Compared along with the pid, so a recycled pid is not taken for the claim's process.
+    Compared along with the pid, so a recycled pid is not taken for the claim's process. A
+    process that has exited but is not yet reaped (a zombie, whose parent was killed with it)
+    counts as no process: it holds nothing.
     """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -118,7 +120,8 @@ def process_start(pid: int) -> str | None:
         except PermissionError:
             pass
         return ""
-    return stat.rsplit(")", 1)[1].split()[19]  # field 22, after the command's parentheses
+    fields = stat.rsplit(")", 1)[1].split()  # field 3 onwards, after the command's name
+    return None if fields[0] in ("Z", "X") else fields[19]  # state; start time (field 22)
 
 
 def this_process() -> dict[str, Any]:

@@ -9,6 +9,7 @@ reference study once.
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 
 from genae_lightning.studies.plan import Trial, selection_trials
 from genae_lightning.studies.spec import load_study
+from genae_lightning.studies.status import status_lines
 from genae_lightning.studies.store import Store, read_claim
 from tests.conftest import REPO
 
@@ -132,9 +134,17 @@ def check_a_killed_study_resumes_to_the_same_numbers(reference: Store, folder: P
     assert victim is not None, first.communicate()[0]
     worker, child = record["worker"]["pid"], record["worker"]["child"]
     assert read_claim(store.claim_path(victim))["pid"] == worker
+    study = load_study("tiny")
+    running = "\n".join(status_lines(study, root))  # as `genae study status` prints it
+    assert "trial(s) done, 1 running" in running, running
+    assert re.search(rf"  {victim}: step \d+ of 12 \(\d+%\); claimed .* by .* pid {worker}, "
+                     r"heartbeat \d+ s ago\n", running + "\n"), running
     os.kill(worker, signal.SIGKILL)
     os.kill(first.pid, signal.SIGKILL)
     first.communicate()
+    # the worker is gone (dead, or a zombie until reaped): its claim is stale at once here
+    stale = "\n".join(status_lines(study, root))
+    assert f"pid {worker}" in stale and "(stale: its worker is gone" in stale, stale
     deadline = time.monotonic() + 10
     while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)  # the fit dies with its worker
@@ -145,3 +155,6 @@ def check_a_killed_study_resumes_to_the_same_numbers(reference: Store, folder: P
     assert resumed["fit"]["resumed_from"] and resumed["failures"] == 1, resumed
     assert "stopped during the trial" in resumed["errors"][0]["error"]
     assert numbers(store) == numbers(reference)
+    done = status_lines(study, root)
+    assert done[0].startswith("study tiny in ") and ": 6 of 6 trial(s) done, 0 running, 0 " \
+        "waiting, 0 failed" in done[0] and "running:" not in done, done

@@ -12,6 +12,7 @@ from pathlib import Path
 from genae_lightning.studies.store import (
     Store,
     create_json,
+    process_start,
     read_claim,
     read_json,
     this_process,
@@ -120,6 +121,25 @@ def test_stale_claims_are_taken_over_and_live_ones_kept(tmp_path) -> None:
     for trial in ("alive", "remote", "writing"):
         assert store.claim(trial) is None, trial
     assert socket.gethostname() == me["host"]
+
+
+def test_an_exited_unreaped_holder_holds_nothing(tmp_path) -> None:
+    """A worker killed with its driver stays a zombie until reaped: its claim is stale at once."""
+    store = Store(tmp_path, lease=60)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])  # exits; not waited for yet
+    stat = Path(f"/proc/{child.pid}/stat")
+    deadline = time.monotonic() + 30
+    while stat.read_text().rsplit(")", 1)[1].split()[0] != "Z" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert process_start(child.pid) is None
+        me = this_process()
+        fake_claim(store, "zombie", pid=child.pid, pid_start="1", host=me["host"],
+                   boot=me["boot"])
+        assert store.claim("zombie") is not None
+    finally:
+        child.wait()
+    assert process_start(os.getpid()) == this_process()["pid_start"]  # the living keep theirs
 
 
 def test_a_holder_whose_claim_was_taken_over_cannot_write(tmp_path) -> None:

@@ -1,0 +1,148 @@
+"""``genae study status``: where a study stands, read from its store; no driver needed.
+
+A study runs for hours, on this machine or on a cluster; ``status`` reads its folder (the trial
+records, the claims and each running trial's ``metrics.csv``) and prints:
+
+- the counts: trials done, running, waiting and failed, of the study's total (the test and
+  equal-time trials that depend on a selection are counted before they are recorded);
+- each running trial: its step of its budget, how long it has run, and its holder's last
+  heartbeat (a claim whose worker is dead, or silent for longer than the lease, is stale: the
+  next driver takes the trial over);
+- each failed trial: its attempts and its last error;
+- the work done: fit and evaluation time of the finished trials, and their median per config.
+
+It changes nothing and starts nothing, so it is safe beside running drivers.
+"""
+
+import argparse
+import csv
+import re
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from genae_lightning.studies.definition import Study
+from genae_lightning.studies.plan import trial_counts
+from genae_lightning.studies.spec import load_study
+from genae_lightning.studies.store import (
+    DEFAULT_LEASE,
+    DEFAULT_ROOT,
+    Store,
+    claim_age,
+    is_stale,
+    read_claim,
+)
+
+
+def last_step(run_dir: Path) -> int | None:
+    """The newest training step a run reached; None before it logged or saved one.
+
+    Read from its ``metrics.csv`` rows and its checkpoint files (``...step=<n>.ckpt``).
+    """
+    steps = [int(m[1]) for p in (run_dir / "checkpoints").glob("*.ckpt")
+             if (m := re.search(r"step=(\d+)", p.name))]
+    try:
+        with (run_dir / "metrics.csv").open(newline="", encoding="utf-8") as file:
+            logged = [row.get("step") or "" for row in csv.DictReader(file)]
+    except (FileNotFoundError, csv.Error):
+        logged = []
+    steps += [int(s) + 1 for s in logged if s.isdigit()]  # Lightning logs step i after i + 1
+    return max(steps, default=None)
+
+
+def budget_label(trial: dict[str, Any]) -> str:
+    """``ae at 1000 steps``, or ``ae at equal time``: a trial's config and budget."""
+    budget = trial.get("budget") or {}
+    if budget.get("max_seconds"):
+        return f"{trial['method']} at equal time"
+    return f"{trial['method']} at {budget.get('max_steps')} steps"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
+
+
+def running_line(store: Store, record: dict[str, Any], now: float) -> str:
+    """One running trial: step of budget, time since its claim, and its holder's heartbeat."""
+    trial, line = record["trial"], f"  {record['id']}:"
+    budget = trial.get("budget") or {}
+    step = last_step(store.run_dir(record["id"]))
+    if trial.get("reuses"):
+        line += f" evaluating the run of {trial['reuses']}"
+    elif step is None:
+        line += " starting (no step logged yet)"
+    elif budget.get("max_steps"):
+        line += f" step {step} of {budget['max_steps']} ({step / budget['max_steps']:.0%})"
+    else:
+        line += f" step {step}"
+    path = store.claim_path(record["id"])
+    claim, age = read_claim(path), claim_age(path)
+    if not claim or age is None:
+        return line + "; no claim: its worker is gone (the next driver runs it again)"
+    held = now - claim.get("claimed", now)
+    line += (f"; claimed {_minutes(held)} ago by {claim.get('host', '?')} pid "
+             f"{claim.get('pid', '?')}, heartbeat {age:.0f} s ago")
+    return line + (" (stale: its worker is gone or silent past the lease; the next driver "
+                   "takes the trial over)" if is_stale(claim, age, store.lease) else "")
+
+
+def status_lines(study: Study, root: Path, lease: float = DEFAULT_LEASE,
+                 now: float | None = None) -> list[str]:
+    """The lines ``genae study status`` prints (see the module's docstring)."""
+    now = time.time() if now is None else now
+    if not (root / "study.json").is_file():
+        return [f"study {study.name}: nothing in {root} yet (start it with `genae study run "
+                f"{study.name} --root {root}`)"]
+    store = Store(root, lease)
+    records = [r for r in store.records().values() if r["trial"].get("study") == study.name]
+    by_state: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        by_state.setdefault(record["state"], []).append(record)
+    total = max(trial_counts(study).total, len(records))
+    counts = {s: len(by_state.get(s, [])) for s in ("done", "running", "pending", "failed")}
+    unknown = total - len(records)
+    lines = [f"study {study.name} in {root}: {counts['done']} of {total} trial(s) done, "
+             f"{counts['running']} running, {counts['pending']} waiting, {counts['failed']} "
+             f"failed" + (f", {unknown} not recorded yet (they wait for a selection or the "
+                          "references' times)" if unknown else "")]
+    if by_state.get("running"):
+        lines.append("running:")
+        lines += [running_line(store, r, now) for r in sorted(by_state["running"],
+                                                                key=lambda r: r["id"])]
+    if by_state.get("failed"):
+        lines.append("failed (run again by the next driver while attempts are left):")
+        for r in sorted(by_state["failed"], key=lambda r: r["id"]):
+            error = (r.get("error") or "").strip().splitlines() or ["(no message)"]
+            lines.append(f"  {r['id']}: {r['failures']} failure(s); {error[-1]}")
+    done = by_state.get("done", [])
+    if done:
+        fits: dict[str, list[float]] = {}
+        busy = 0.0
+        for r in done:
+            timings = r.get("timings") or {}
+            busy += timings.get("eval_seconds") or 0.0
+            if not r["trial"].get("reuses") and timings.get("fit_seconds"):
+                busy += timings["fit_seconds"]
+                fits.setdefault(budget_label(r["trial"]), []).append(timings["fit_seconds"])
+        medians = ", ".join(f"{m} {statistics.median(t):.0f} s" for m, t in sorted(fits.items()))
+        lines.append(f"done: {len(done)} trial(s), {_minutes(busy)} of fit and evaluation"
+                     + (f"; median fit per config and budget: {medians}" if medians else ""))
+    return lines
+
+
+def status_command(argv: list[str]) -> list[str]:
+    """``genae study status``: where a study stands (done, running, failed), from its folder."""
+    parser = argparse.ArgumentParser(prog="genae study status", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("study", help="a bundled study's name (`genae study list`) or a file")
+    parser.add_argument("--root", default=None,
+                        help=f"the study's folder (default: {DEFAULT_ROOT}/<study name>)")
+    parser.add_argument("--lease", type=float, default=DEFAULT_LEASE,
+                        help="seconds without a heartbeat after which a claim is stale (as "
+                             "genae study run's --lease)")
+    args = parser.parse_args(argv)
+    study = load_study(args.study, check_classes=False)  # read only: nothing runs
+    lines = status_lines(study, Path(args.root or Path(DEFAULT_ROOT) / study.name), args.lease)
+    print("\n".join(lines))
+    return lines

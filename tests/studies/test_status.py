@@ -1,0 +1,73 @@
+"""``genae study status``: counts, failed trials and the work done, read from a study's store.
+
+The store is written by the real driver, with trials that run in-process (``fake_run``: no
+training); a running trial's line (its step, claim and heartbeat, then its stale claim after
+``kill -9``) is checked on a real study in tests/studies/test_local_study.py.
+"""
+
+import pytest
+
+from genae_lightning.commands.study import study as study_command
+from genae_lightning.studies import trial as trial_module
+from genae_lightning.studies.run import Options, run_study
+from genae_lightning.studies.spec import load_study
+from genae_lightning.studies.status import last_step, status_lines
+from genae_lightning.studies.store import Store
+from genae_lightning.studies.trial import TrialRun
+from tests.studies.test_driver import InlineLauncher, fake_run
+
+
+@pytest.fixture
+def tiny():
+    return load_study("tiny", check_classes=False)
+
+
+def test_a_study_not_started_says_how_to_start_it(tiny, tmp_path) -> None:
+    [line] = status_lines(tiny, tmp_path / "none")
+    assert "nothing in" in line and f"genae study run tiny --root {tmp_path / 'none'}" in line
+    assert not (tmp_path / "none").exists()  # status creates nothing
+
+
+def test_done_failed_and_not_yet_recorded_trials_are_counted(tiny, tmp_path, monkeypatch,
+                                                             capsys) -> None:
+    def fail_beta_vae(self: TrialRun) -> None:
+        if self.trial.method == "beta_vae":
+            raise trial_module.TrialError("genae fit exited with status 1: boom")
+        fake_run(self)
+        self.record["timings"] = {"fit_seconds": 10.0 * (1 + self.trial.seed),
+                                  "eval_seconds": 2.0}
+
+    monkeypatch.setattr(TrialRun, "run", fail_beta_vae)
+    run_study(tiny, tmp_path, InlineLauncher(), Options(retries=0, poll=0.01),
+              log=lambda _: None)
+    lines = study_command(["status", "tiny", "--root", str(tmp_path)])
+    assert capsys.readouterr().out.splitlines() == lines  # printed as returned
+    assert lines[0] == (f"study tiny in {tmp_path}: 4 of 6 trial(s) done, 0 running, "
+                        "0 waiting, 2 failed")
+    assert lines[1].startswith("failed")
+    failed = sorted(line for line in lines if line.startswith("  test-beta_vae"))
+    assert len(failed) == 2
+    assert all(line.endswith(": 1 failure(s); TrialError: genae fit exited with status 1: boom")
+               for line in failed)
+    # AE: two selection trials (seed 0, 10 s each), seed 1's test (20 s); seed 0's test
+    # reuses a selection run (no fit): 4 trials, 40 s of fit and 8 s of evaluation
+    assert lines[-1] == ("done: 4 trial(s), 1 min of fit and evaluation; median fit per config "
+                         "and budget: ae at 12 steps 10 s")
+
+
+def test_trials_waiting_on_a_selection_are_counted_before_they_are_recorded(
+        tiny, tmp_path) -> None:
+    store = Store(tmp_path)
+    store.init({"name": "tiny"})
+    assert status_lines(tiny, tmp_path)[0] == (
+        f"study tiny in {tmp_path}: 0 of 6 trial(s) done, 0 running, 0 waiting, 0 failed, 6 "
+        "not recorded yet (they wait for a selection or the references' times)")
+
+
+def test_the_step_of_a_run_comes_from_its_log_and_its_checkpoints(tmp_path) -> None:
+    assert last_step(tmp_path) is None
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "epoch=0-step=250.ckpt").touch()
+    assert last_step(tmp_path) == 250
+    (tmp_path / "metrics.csv").write_text("epoch,step,train/loss\n0,49,1.0\n0,299,0.5\n,,\n")
+    assert last_step(tmp_path) == 300  # step 299 is logged after 300 updates
