@@ -5,6 +5,9 @@ training); a running trial's line (its step, claim and heartbeat, then its stale
 ``kill -9``) is checked on a real study in tests/studies/test_local_study.py.
 """
 
+import re
+import time
+
 import pytest
 
 from genae_lightning.commands.study import study as study_command
@@ -71,3 +74,21 @@ def test_the_step_of_a_run_comes_from_its_log_and_its_checkpoints(tmp_path) -> N
     assert last_step(tmp_path) == 250
     (tmp_path / "metrics.csv").write_text("epoch,step,train/loss\n0,49,1.0\n0,299,0.5\n,,\n")
     assert last_step(tmp_path) == 300  # step 299 is logged after 300 updates
+
+
+def test_a_running_trial_s_line_says_its_step_of_its_budget(tiny, tmp_path) -> None:
+    """Steps of a step budget; the step and the seconds of an equal-time budget."""
+    from genae_lightning.studies.status import running_line
+
+    store = Store(tmp_path)
+    for tid, budget in (("steps", {"max_steps": 12, "max_seconds": None}),
+                        ("timed", {"max_steps": 240, "max_seconds": 30.0})):
+        (store.run_dir(tid) / "checkpoints").mkdir(parents=True)
+        (store.run_dir(tid) / "checkpoints" / "step=6.ckpt").touch()
+        record = {"id": tid, "trial": {"budget": budget, "reuses": None}}
+        assert store.claim(tid) is not None
+        line = running_line(store, record, now=time.time())
+        assert re.search(r"claimed 0 min ago by .* pid \d+, heartbeat \d+ s ago$", line), line
+        expected = {"steps": "  steps: step 6 of 12 (50%);",
+                    "timed": "  timed: step 6, training for 30 s (equal time);"}[tid]
+        assert line.startswith(expected), line
