@@ -23,9 +23,7 @@ from genae_lightning.studies.launchers import (
 from genae_lightning.studies.plan import (
     Trial,
     has_choice,
-    select,
-    selection_trials,
-    test_trials,
+    known_trials,
     trial_counts,
 )
 from genae_lightning.studies.report import report_command
@@ -117,8 +115,7 @@ def dry_run(study: Study, root: Path) -> list[str]:
             return f"  {trial.id}: no fit, evaluates the run of {trial.reuses}"
         return f"  {trial.id}: genae {' '.join(trial.fit_args(root / 'runs' / trial.id))}"
 
-    selection = selection_trials(study)
-    known = test_trials(study, select(study, selection, {}, []))  # configs without a choice
+    selection, known = known_trials(study)  # known now; then the configs with a choice:
     later = [(m, d) for d in study.datasets for m in study.methods if has_choice(study, m)]
     per_config = len(study.max_steps) * len(study.seeds)
     timed: list[tuple[str, str | None]] = []
@@ -126,7 +123,7 @@ def dry_run(study: Study, root: Path) -> list[str]:
         timed = [(m.label, d.label) for d in study.datasets for m in study.methods
                  if m.label not in study.equal_time.reference]
     per_timed = len(study.equal_time.steps) * len(study.seeds) if study.equal_time else 0
-    counts = trial_counts(study)
+    counts = trial_counts(study, (selection, known))
     lines = [f"study {study.name} ({study.source}) in {root}: {counts.total} trial(s): "
              f"{counts.selection} selection, {counts.test} test ({counts.test_known} known now, "
              f"{counts.test_later} once their config's selection is decided), "

@@ -449,10 +449,22 @@ class TrialCounts:
         return self.selection + self.test + self.equal_time
 
 
-def trial_counts(study: Study) -> TrialCounts:
-    """The study's trial counts by phase (none of them run)."""
+def known_trials(study: Study) -> tuple[list[Trial], list[Trial]]:
+    """The trials known before any runs.
+
+    The selection trials, and the test trials of the configs with nothing to select.
+    """
     selection = selection_trials(study)
-    known = test_trials(study, select(study, selection, {}, []))  # configs without a choice
+    return selection, test_trials(study, select(study, selection, {}, []))
+
+
+def trial_counts(study: Study, known: tuple[list[Trial], list[Trial]] | None = None
+                 ) -> TrialCounts:
+    """The study's trial counts by phase (none of them run).
+
+    ``known`` is :func:`known_trials`'s result, when the caller has it already.
+    """
+    selection, known = known_trials(study) if known is None else known
     later = sum(has_choice(study, m) for d in study.datasets for m in study.methods)
     timed = 0
     if study.equal_time is not None:
