@@ -9,7 +9,9 @@ records, the claims and each running trial's ``metrics.csv``) and prints:
   heartbeat (a claim whose worker is dead, or silent for longer than the lease, is stale: the
   next driver takes the trial over);
 - each failed trial: its attempts and its last error;
-- the work done: fit and evaluation time of the finished trials, and their median per config.
+- the work done: fit and evaluation time of the finished trials, and their median per config;
+- the work left: an estimate of the fit and evaluation time of the recorded trials still to
+  run, from the finished ones (:func:`time_left`).
 
 It changes nothing and starts nothing, so it is safe beside running drivers.
 """
@@ -89,6 +91,76 @@ def running_line(store: Store, record: dict[str, Any], now: float) -> str:
                    "takes the trial over)" if is_stale(claim, age, store.lease) else "")
 
 
+def time_left(store: Store, records: list[dict[str, Any]], now: float
+              ) -> tuple[float, int, int]:
+    """The estimated seconds of fit and evaluation left; trials estimated, trials not.
+
+    Over the recorded trials not done (waiting or running; failed ones are left out), in one
+    worker's time, from the done trials:
+
+    - a fit: the median training time (the checkpoints' ``Timer``, whole over resumes) of the
+      same config and budget; else the config's median time per step at any step budget,
+      times the trial's steps; for an equal-time trial its seconds. Plus the median time
+      outside training (start, data, end-of-fit priors). None for a trial that evaluates
+      another's run. A running trial's fit counts from its last step
+      (step budgets) or from its claim (equal time);
+    - an evaluation: the median seconds per evaluation, times the trial's choices.
+
+    A trial whose fit has nothing to go by is not estimated.
+    """
+    done = [r for r in records if r["state"] == "done"]
+    fits: dict[str, list[float]] = {}
+    per_step: dict[str, list[float]] = {}
+    outside, evals = [], []
+    for r in done:
+        timings, trial = r.get("timings") or {}, r["trial"]
+        if timings.get("eval_seconds"):
+            evals.append(timings["eval_seconds"] / max(1, len(
+                (trial.get("evaluation") or {}).get("recalibrate_batchnorm") or [0])))
+        if trial.get("reuses") or not r.get("train_seconds"):
+            continue
+        # training time from the checkpoints' Timer: whole, where the fit processes' own time
+        # misses the attempts that were killed
+        fits.setdefault(budget_label(trial), []).append(r["train_seconds"])
+        if timings.get("overhead_seconds") is not None:
+            outside.append(timings["overhead_seconds"])
+        budget = trial.get("budget") or {}
+        if not budget.get("max_seconds") and r.get("steps"):
+            per_step.setdefault(trial["method"], []).append(r["train_seconds"] / r["steps"])
+    seconds, estimated, unknown = 0.0, 0, 0
+    for r in records:
+        if r["state"] not in ("pending", "running"):
+            continue
+        trial = r["trial"]
+        budget = trial.get("budget") or {}
+        fit: float | None = 0.0
+        if not trial.get("reuses"):
+            if budget.get("max_seconds"):
+                fit = budget["max_seconds"]
+            elif budget_label(trial) in fits:
+                fit = statistics.median(fits[budget_label(trial)])
+            elif trial["method"] in per_step:
+                fit = statistics.median(per_step[trial["method"]]) * budget["max_steps"]
+            else:
+                fit = None
+        if fit is None:
+            unknown += 1
+            continue
+        if fit:
+            fit += statistics.median(outside) if outside else 0.0
+        if r["state"] == "running" and fit:
+            if budget.get("max_seconds"):
+                held = now - (read_claim(store.claim_path(r["id"])) or {}).get("claimed", now)
+                fit = max(0.0, fit - held)
+            else:
+                step = last_step(store.run_dir(r["id"])) or 0
+                fit *= max(0.0, 1 - step / budget["max_steps"])
+        choices = len((trial.get("evaluation") or {}).get("recalibrate_batchnorm") or [0])
+        seconds += fit + (statistics.median(evals) * choices if evals else 0.0)
+        estimated += 1
+    return seconds, estimated, unknown
+
+
 def status_lines(study: Study, root: Path, lease: float = DEFAULT_LEASE,
                  now: float | None = None) -> list[str]:
     """The lines ``genae study status`` prints (see the module's docstring)."""
@@ -103,11 +175,11 @@ def status_lines(study: Study, root: Path, lease: float = DEFAULT_LEASE,
         by_state.setdefault(record["state"], []).append(record)
     total = max(trial_counts(study).total, len(records))
     counts = {s: len(by_state.get(s, [])) for s in ("done", "running", "pending", "failed")}
-    unknown = total - len(records)
+    unrecorded = total - len(records)
     lines = [f"study {study.name} in {root}: {counts['done']} of {total} trial(s) done, "
              f"{counts['running']} running, {counts['pending']} waiting, {counts['failed']} "
-             f"failed" + (f", {unknown} not recorded yet (they wait for a selection or the "
-                          "references' times)" if unknown else "")]
+             f"failed" + (f", {unrecorded} not recorded yet (they wait for a selection or the "
+                          "references' times)" if unrecorded else "")]
     if by_state.get("running"):
         lines.append("running:")
         lines += [running_line(store, r, now) for r in sorted(by_state["running"],
@@ -130,6 +202,13 @@ def status_lines(study: Study, root: Path, lease: float = DEFAULT_LEASE,
         medians = ", ".join(f"{m} {statistics.median(t):.0f} s" for m, t in sorted(fits.items()))
         lines.append(f"done: {len(done)} trial(s), {_minutes(busy)} of fit and evaluation"
                      + (f"; median fit per config and budget: {medians}" if medians else ""))
+    seconds, estimated, unknown = time_left(store, records, now)
+    if estimated or unknown:
+        lines.append(
+            f"left: about {_minutes(seconds)} of fit and evaluation for {estimated} recorded "
+            "trial(s) to run (one worker's time: divide by the workers; from the done trials' "
+            "medians)" + (f"; {unknown} trial(s) with nothing to go by yet" if unknown else "")
+            + (f"; the {unrecorded} not recorded yet are not in it" if unrecorded else ""))
     return lines
 
 

@@ -92,3 +92,50 @@ def test_a_running_trial_s_line_says_its_step_of_its_budget(tiny, tmp_path) -> N
         expected = {"steps": "  steps: step 6 of 12 (50%);",
                     "timed": "  timed: step 6, training for 30 s (equal time);"}[tid]
         assert line.startswith(expected), line
+
+
+def test_the_time_left_comes_from_the_done_trials(tmp_path) -> None:
+    """Same config and budget; else per step; equal time; reused runs; running trials."""
+    from genae_lightning.studies.status import time_left
+
+    def record(tid, state, method, max_steps, seconds=None, choices=(0,), reuses=None, **extra):
+        trial = {"method": method, "budget": {"max_steps": max_steps, "max_seconds": seconds},
+                 "evaluation": {"recalibrate_batchnorm": list(choices)}, "reuses": reuses}
+        return {"id": tid, "state": state, "trial": trial, **extra}
+
+    store = Store(tmp_path)
+    (store.run_dir("running") / "checkpoints").mkdir(parents=True)
+    (store.run_dir("running") / "checkpoints" / "step=50.ckpt").touch()
+    records = [
+        # done: 1 s per step, 10 s outside training, 10 s per evaluation (the first has two)
+        record("a", "done", "ae", 100, choices=(0, 100), train_seconds=100.0, steps=100,
+               timings={"overhead_seconds": 10.0, "eval_seconds": 20.0, "fit_seconds": 60.0}),
+        record("b", "done", "ae", 200, train_seconds=200.0, steps=200,
+               timings={"overhead_seconds": 10.0, "eval_seconds": 10.0}),
+        record("c", "pending", "ae", 100),  # the median of its budget: 100 + 10 + 10
+        record("d", "pending", "ae", 400),  # no such budget done: 400 steps x 1 s + 10 + 10
+        record("e", "pending", "ae", 400, seconds=50),  # equal time: 50 + 10 + 10
+        record("f", "pending", "ae", 100, reuses="a"),  # evaluates a's run: 10
+        record("running", "running", "ae", 100),  # half done: (100 + 10) / 2 + 10
+        record("g", "pending", "vae", 100),  # nothing to go by
+        record("h", "failed", "ae", 100),  # not counted
+    ]
+    assert time_left(store, records, now=time.time()) == (120 + 420 + 70 + 10 + 65, 5, 1)
+
+
+def test_status_says_the_time_left(tiny, tmp_path, monkeypatch) -> None:
+    def timed_run(self: TrialRun) -> None:
+        fake_run(self)
+        self.record.update(train_seconds=600.0, timings={
+            "fit_seconds": 650.0, "overhead_seconds": 50.0, "eval_seconds": 60.0})
+
+    monkeypatch.setattr(TrialRun, "run", timed_run)
+    run_study(tiny, tmp_path, InlineLauncher(), Options(poll=0.01), log=lambda _: None)
+    assert not any(line.startswith("left:") for line in status_lines(tiny, tmp_path))
+    store = Store(tmp_path)  # one more beta-VAE test trial, waiting
+    done = next(r for r in store.records().values()
+                if r["trial"]["phase"] == "test" and r["trial"]["method"] == "beta_vae")
+    store.add({**done["trial"], "id": "test-beta_vae-synthetic-s7-extra", "seed": 7})
+    [line] = [line for line in status_lines(tiny, tmp_path) if line.startswith("left:")]
+    assert line == ("left: about 12 min of fit and evaluation for 1 recorded trial(s) to run "
+                    "(one worker's time: divide by the workers; from the done trials' medians)")
