@@ -22,16 +22,9 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from genae_lightning.studies import results as sources
 from genae_lightning.studies.report import welch_p
-from genae_lightning.studies.results import (
-    Column,
-    Results,
-    budget_name,
-    from_store,
-    from_table1_jsonl,
-    metric_format,
-    metric_title,
-)
+from genae_lightning.studies.results import Column, Results, metric_format, metric_title
 from genae_lightning.studies.spec import load_study
 
 ALPHA = 0.05
@@ -99,7 +92,9 @@ def mean_sd(seeds: dict[int, float], fmt: str) -> str:
 
 def column_title(column: Column) -> str:
     """``steps=2000``, or ``equal time`` (the two sides' time budgets may differ)."""
-    return budget_name(column, None) if column[0] == "steps" else f"equal time ({column[1]})"
+    if column[0] == "steps":
+        return sources.budget_name(column, None)
+    return f"equal time ({column[1]})"
 
 
 def render(ours: Results, theirs: Results, rows: list[Row], alpha: float = ALPHA) -> str:
@@ -149,8 +144,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--alpha", type=float, default=ALPHA)
     args = parser.parse_args(argv)
     study = load_study(args.study)
-    ours = from_store(study, args.root)
-    theirs = from_table1_jsonl(study, args.against, args.variant)
+    ours = sources.from_store(study, args.root)
+    theirs = sources.from_table1_jsonl(study, args.against, args.variant)
     rows = compare(ours, theirs, args.metrics or list(study.metrics))
     if not rows:
         sys.exit(f"no method has finished test trials in both {args.root} and {args.against} "
