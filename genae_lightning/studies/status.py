@@ -76,6 +76,8 @@ def running_line(store: Store, record: dict[str, Any], now: float) -> str:
         line += " starting (no step logged yet)"
     elif budget.get("max_seconds"):  # equal time: the clock decides, max_steps is a cap
         line += f" step {step}, training for {budget['max_seconds']:.0f} s (equal time)"
+    elif budget.get("max_steps") and step >= budget["max_steps"]:  # (the end of fit logs too)
+        line += f" trained ({budget['max_steps']} steps), fitting the priors or evaluating"
     elif budget.get("max_steps"):
         line += f" step {step} of {budget['max_steps']} ({step / budget['max_steps']:.0%})"
     else:

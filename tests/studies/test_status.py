@@ -92,6 +92,10 @@ def test_a_running_trial_s_line_says_its_step_of_its_budget(tiny, tmp_path) -> N
         expected = {"steps": "  steps: step 6 of 12 (50%);",
                     "timed": "  timed: step 6, training for 30 s (equal time);"}[tid]
         assert line.startswith(expected), line
+    (store.run_dir("steps") / "metrics.csv").write_text("epoch,step,prior/fit\n0,12,1.0\n")
+    line = running_line(store, {"id": "steps", "trial": {"budget": {"max_steps": 12}}},
+                        now=time.time())
+    assert line.startswith("  steps: trained (12 steps), fitting the priors or evaluating;")
 
 
 def test_the_time_left_comes_from_the_done_trials(tmp_path) -> None:
