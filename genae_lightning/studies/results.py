@@ -208,12 +208,16 @@ def from_store(study: Study, root: str | Path) -> Results:
                          "the selection trials finished so far")
     tests = test_trials(study, selections)
     seconds = equal_time_seconds(study, tests, records)
-    for trial in [*tests, *time_trials(study, selections, seconds)]:
+    tests += time_trials(study, selections, seconds)
+    for trial in tests:
         record = records.get(trial.id) or {}
         out.counts[record.get("state", "pending")] += 1
         metrics = result_metrics(record) if record else None
         if metrics is not None:
             out.tests.append(store_result(study, trial, record, metrics))
+    note = environment_note([records.get(t.id) or {} for t in [*grid, *tests]])
+    if note:
+        out.notes.append(note)
     out.chosen = {key: Chosen(point_label(s.point), choice_label(study, s.recalibrate), s.value,
                               f"{s.done}/{s.total}" if s.trial else "")
                   for key, s in selections.items()}
@@ -245,6 +249,34 @@ def read_selections(study: Study, path: Path) -> dict[tuple[str, str | None], Se
                 entry.get("trial"), entry.get("value"), entry.get("done", 0),
                 entry.get("total", 0))
     return out
+
+
+ENVIRONMENT_KEYS = (("git", "code (git commit)"), ("torch", "torch"), ("threads", "threads"))
+
+
+def environment_note(records: list[Mapping[str, Any]]) -> str | None:
+    """A line when the trials ran with different code, torch or threads; else None.
+
+    Read from each record's ``environments`` (one per attempt; records written before genae
+    recorded them have none and are not counted). The same settings give the same numbers only
+    with the same code, torch and threads.
+    """
+    seen: dict[str, dict[Any, set[str]]] = {key: {} for key, _ in ENVIRONMENT_KEYS}
+    for record in records:
+        for env in record.get("environments") or []:
+            for key, _ in ENVIRONMENT_KEYS:
+                seen[key].setdefault(env.get(key), set()).add(record["id"])
+    parts = []
+    for key, title in ENVIRONMENT_KEYS:
+        if len(seen[key]) > 1:
+            counts = ", ".join(f"{str(v)[:10] if key == 'git' else v}: {len(ids)}"
+                               for v, ids in sorted(seen[key].items(), key=lambda i: str(i[0])))
+            parts.append(f"{title} ({counts} trials)")
+    if not parts:
+        return None
+    return ("the trials ran with different " + "; ".join(parts) + ": the same settings give "
+            "the same numbers only with the same code, torch and threads (each record's "
+            "`environments`)")
 
 
 def store_result(study: Study, trial: Trial, record: Mapping[str, Any],

@@ -26,7 +26,8 @@ checkpoints resumed from) and ``timings``:
 ``start_seconds`` (process start until the run announced its folder: imports, config, model
 and data set-up), ``fit_seconds`` (the fit processes' wall time), ``overhead_seconds``
 (``fit_seconds - train_seconds``: start, data loading, end-of-fit priors) and
-``eval_seconds``.
+``eval_seconds``; ``environments``: per attempt, the code (genae version, git commit), torch,
+Lightning and Python versions, threads and machine it ran with (:func:`environment`).
 """
 
 import contextlib
@@ -165,6 +166,37 @@ class Heartbeat(threading.Thread):
                 return
 
 
+def git_revision(path: Path) -> str | None:
+    """The commit checked out where ``path`` lies, or None (not a git checkout, no git)."""
+    try:
+        out = subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def environment(threads: int | None) -> dict[str, Any]:
+    """What a trial's numbers depend on besides its settings: code, versions, threads, CPU.
+
+    The same settings train bit-identical weights only with the same code, torch and number
+    of threads (a reduction over 2 threads rounds differently than over 1), so each attempt's
+    record keeps them; ``genae study report`` says when a study's trials differ in them.
+    """
+    import platform
+
+    import lightning
+
+    import genae_lightning
+
+    return {"genae": genae_lightning.__version__,
+            "git": git_revision(Path(genae_lightning.__file__).parent),
+            "torch": torch.__version__, "lightning": lightning.__version__,
+            "python": platform.python_version(),
+            "threads": threads or torch.get_num_threads(),
+            "machine": platform.machine(), "host": platform.node()}
+
+
 def execute(job: Job) -> JobResult:
     """Claim the job's trial and run it (fit, evaluate), recording the outcome in the store."""
     store = Store(job.root, job.lease)
@@ -193,6 +225,8 @@ def _run_claimed(store: Store, claim: Claim, beat: Heartbeat, job: Job) -> JobRe
         store.write(record, claim)
         return JobResult(job.trial_id, "skipped", f"out of retries: {record['error']}")
     record.update(state="running", attempts=record["attempts"] + 1, worker=this_process())
+    record.setdefault("environments", []).append(
+        {"attempt": record["attempts"], **environment(job.threads)})
     if not store.write(record, claim):
         return JobResult(job.trial_id, "lost", "claim taken over")
     if job.threads:

@@ -136,6 +136,7 @@ def test_a_trial_held_elsewhere_is_skipped_and_a_dead_holder_counts_as_a_failure
     record = store.read(trial)
     assert record["failures"] == 1 and record["attempts"] == 2 and record["state"] == "done"
     assert "stopped during the trial" in record["errors"][0]["error"]
+    assert [env["attempt"] for env in record["environments"]] == [2]  # the one run here
 
 
 def load_trial(study):

@@ -12,6 +12,7 @@ an equal-time trial's ``trainer.max_time`` is checked to be a duration Lightning
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,6 +20,7 @@ import pytest
 import torch
 import yaml
 
+import genae_lightning
 from genae_lightning.checkpoints.reading import read_checkpoint
 from genae_lightning.studies.final_checkpoint import FinalCheckpoint
 from genae_lightning.studies.plan import FINAL_CHECKPOINT, Budget, make_trial, selection_trials
@@ -106,6 +108,12 @@ def test_a_trial_evaluates_its_final_step_whatever_the_checkpoint_interval(tmp_p
     assert ran == 7 and record["steps"] == 7
     assert read_checkpoint(tmp_path / "store" / record["checkpoint"])["global_step"] == 7
     assert record["evaluations"]["recalibrate_batchnorm=0"]["global_step"] == 7
+    # what the numbers depend on besides the settings: this attempt's code, torch, threads
+    [env] = record["environments"]
+    assert env["attempt"] == 1 and env["threads"] == 1 and env["torch"] == torch.__version__
+    assert env["genae"] == genae_lightning.__version__ and env["git"] == subprocess.run(
+        ["git", "-C", str(Path(genae_lightning.__file__).parent), "rev-parse", "HEAD"],
+        capture_output=True, text=True, check=True).stdout.strip()
 
 
 def test_an_equal_time_trial_evaluates_the_weights_it_stopped_with(tmp_path) -> None:

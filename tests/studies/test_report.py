@@ -225,3 +225,26 @@ def test_bench_table1_results_stay_readable(tmp_path) -> None:
     assert {r.method for r in cheaper.tests} == {"injflow", "injflow_ln"}
     with pytest.raises(ValueError, match="no runs of the budget 'nope'; expected one of"):
         from_table1_jsonl(cheaper.study, results, "nope")
+
+
+def test_trials_run_with_other_code_torch_or_threads_are_said(tmp_path) -> None:
+    """The same settings give the same numbers only with the same code, torch and threads."""
+    path = build_store(tmp_path / "store", tmp_path)
+    study = load_study(path, check_classes=False)
+    assert not [n for n in from_store(study, tmp_path / "store").notes if "different" in n]
+    store = Store(tmp_path / "store")
+    env = {"git": "a" * 40, "torch": "2.14.1", "threads": 1}
+    for n, record in enumerate(store.records().values()):
+        record["environments"] = [{"attempt": 1, **env}]
+        if n == 0:  # one trial resumed on another machine: 2 threads, a later commit
+            record["environments"].append({"attempt": 2, **env, "threads": 2, "git": "b" * 40})
+        write_json(store.record_path(record["id"]), record)
+    notes = [n for n in from_store(study, tmp_path / "store").notes if "different" in n]
+    assert notes == [
+        f"the trials ran with different code (git commit) (aaaaaaaaaa: {n}, bbbbbbbbbb: 1 "
+        f"trials); threads (1: {n}, 2: 1 trials): the same settings give the same numbers only "
+        "with the same code, torch and threads (each record's `environments`)"
+        for n in [len(store.records())]]
+    table = (report_command([str(path), "--root", str(tmp_path / "store"), "--out",
+                             str(tmp_path / "out" / "t")])["markdown"]).read_text()
+    assert notes[0] in table
