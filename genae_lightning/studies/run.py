@@ -237,8 +237,8 @@ class Driver:
     def step(self) -> dict[str, dict[str, Any]]:
         """Add the trials the records now allow, submit every one that may run; the records."""
         records = self.read()
-        if self.advance(records):
-            records = self.read()
+        while self.advance(records):  # each phase added may allow the next (a restarted
+            records = self.read()  # study's test trials, done already, give the equal time)
         todo = [t for tid, t in self.known.items() if tid not in self.inflight
                 and runnable(records.get(tid), self.options.retries)
                 and self.store.holder(tid) is None]

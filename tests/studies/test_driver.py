@@ -227,6 +227,25 @@ def test_equal_time_trials_start_once_the_references_and_the_selection_are_known
     assert [t.id for t in state.trials][-2:] == timed_ids  # phase order in the state
 
 
+def test_a_restarted_study_whose_tests_are_done_runs_its_equal_time_trials(
+        study, tmp_path, monkeypatch) -> None:
+    """Stopped once the references' tests were done but before any equal-time trial was
+    recorded: the next driver adds and runs them (it used to stop, every known trial done)."""
+    monkeypatch.setattr(TrialRun, "run", fake_run)
+    timed = replace(study, equal_time=EqualTime(("beta_vae",), (12,), 20))
+    state = run_study(timed, tmp_path, InlineLauncher(), Options(poll=0.01), log=lambda _: None)
+    store = Store(tmp_path)
+    timed_ids = [t.id for t in state.trials if t.budget.max_seconds is not None]
+    assert len(timed_ids) == 2
+    for tid in timed_ids:  # as if the driver had stopped before recording them
+        store.record_path(tid).unlink()
+    lines: list[str] = []
+    state = run_study(timed, tmp_path, launcher := InlineLauncher(), Options(poll=0.01),
+                      log=lines.append)
+    assert sorted(launcher.ran) == sorted(timed_ids) and state.count("done") == 8
+    assert "equal wall-clock budget on synthetic: 1 s (the references at 12 steps)" in lines
+
+
 def test_the_fid_features_are_checked_before_any_trial(study, tmp_path, monkeypatch) -> None:
     """A missing classifier file, or Inception without obtainable weights, stops the study
     before it trains anything (not at the first evaluation, after a training)."""
