@@ -120,7 +120,8 @@ def render(cells: dict[str, dict[int, Cell]], metric: str, baseline: str | None,
                     row.append("–")
                     continue
                 diff, _, p = difference(a, b)
-                row.append(f"{diff:+{fmt}} (p {'-' if p is None else f'{p:.2f}'})")
+                shown = "-" if p is None else "<0.01" if p < 0.005 else f"{p:.2f}"
+                row.append(f"{diff:+{fmt}} (p {shown})")
             lines.append(f"| {method} - {baseline} | " + " | ".join(row) + " |")
     lines += ["", "Sources:"] + [f"[{i}] {name}: {results.source}"
                                  for i, (name, results) in enumerate(read, 1)]
