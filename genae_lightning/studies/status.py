@@ -205,12 +205,16 @@ def status_lines(study: Study, root: Path, lease: float = DEFAULT_LEASE,
         lines.append(f"done: {len(done)} trial(s), {_minutes(busy)} of fit and evaluation"
                      + (f"; median fit per config and budget: {medians}" if medians else ""))
     seconds, estimated, unknown = time_left(store, records, now)
-    if estimated or unknown:
+    later = f"; the {unrecorded} not recorded yet are not in it" if unrecorded else ""
+    if estimated:
         lines.append(
             f"left: about {_minutes(seconds)} of fit and evaluation for {estimated} recorded "
             "trial(s) to run (one worker's time: divide by the workers; from the done trials' "
             "medians)" + (f"; {unknown} trial(s) with nothing to go by yet" if unknown else "")
-            + (f"; the {unrecorded} not recorded yet are not in it" if unrecorded else ""))
+            + later)
+    elif unknown:
+        lines.append(f"left: no estimate yet: none of the {unknown} recorded trial(s) to run "
+                     "has a done trial of its config to go by" + later)
     return lines
 
 

@@ -136,7 +136,15 @@ def test_status_says_the_time_left(tiny, tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(TrialRun, "run", timed_run)
     run_study(tiny, tmp_path, InlineLauncher(), Options(poll=0.01), log=lambda _: None)
     assert not any(line.startswith("left:") for line in status_lines(tiny, tmp_path))
-    store = Store(tmp_path)  # one more beta-VAE test trial, waiting
+    store = Store(tmp_path)  # a trial of a config with nothing done: no estimate, said so
+    done = next(r for r in store.records().values()
+                if r["trial"]["phase"] == "test" and not r["trial"].get("reuses"))
+    store.add({**done["trial"], "id": "test-unknown-s7", "method": "unknown", "seed": 7})
+    [line] = [line for line in status_lines(tiny, tmp_path) if line.startswith("left:")]
+    assert line == ("left: no estimate yet: none of the 1 recorded trial(s) to run has a done "
+                    "trial of its config to go by")
+    store.record_path("test-unknown-s7").unlink()
+    # one more beta-VAE test trial, waiting
     done = next(r for r in store.records().values()
                 if r["trial"]["phase"] == "test" and r["trial"]["method"] == "beta_vae")
     store.add({**done["trial"], "id": "test-beta_vae-synthetic-s7-extra", "seed": 7})
