@@ -19,7 +19,9 @@ machine and load (their study's report shows them).
         --source table1_mnist=bench/results/studies/table1_mnist \\
         --source budget_mnist=bench/results/studies/budget_mnist --figure budget_mnist.png
 
-A method's budget found in two sources is taken from the first one given (the table says which).
+A method's budget found in several sources is taken from the one with the most finished seeds,
+the first given of those on a tie (the table says which), so a study still running gives way to
+complete runs of the same budget until it has as many seeds.
 """
 
 import argparse
@@ -69,7 +71,7 @@ def read_source(spec: str) -> tuple[str, Results]:
 
 def join(read: Sequence[tuple[str, Results]], methods: Sequence[str], metric: str
          ) -> dict[str, dict[int, Cell]]:
-    """Method -> step budget -> cell, over the sources' step columns (the first source wins)."""
+    """Method -> step budget -> cell, over the sources' step columns (most seeds, then first)."""
     out: dict[str, dict[int, Cell]] = {m: {} for m in methods}
     for number, (_, results) in enumerate(read, 1):
         dataset = results.study.datasets[0].label
@@ -79,7 +81,8 @@ def join(read: Sequence[tuple[str, Results]], methods: Sequence[str], metric: st
             for method in methods:
                 values = {r.seed: v for r in results.of(method, dataset, (kind, steps))
                           if (v := r.value(metric)) is not None and math.isfinite(v)}
-                if values and steps not in out[method]:
+                held = out[method].get(steps)
+                if values and (held is None or len(values) > len(held.values)):
                     out[method][steps] = Cell(values, number)
     return out
 
@@ -168,7 +171,8 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", action="append", required=True, metavar="STUDY=PATH",
                         help="a study and its store's folder, or a bench/table1.py "
-                             "results.jsonl read as that study; repeat, first wins")
+                             "results.jsonl read as that study; repeat (a budget comes from the "
+                             "source with the most seeds, the first on a tie)")
     parser.add_argument("--methods", nargs="+", required=True,
                         help="config labels, as in the studies (e.g. ae beta_vae injflow)")
     parser.add_argument("--metric", default="cfid/gmm", help="a test metric of the studies")

@@ -42,12 +42,14 @@ def test_the_committed_fashion_studies_joined(tmp_path, capsys) -> None:
     assert Image.open(figure).size == (900, 320)
 
 
-def test_differences_their_error_and_the_first_source_wins() -> None:
+def test_differences_their_error_and_the_source_with_most_seeds_wins() -> None:
     first = results("budget_fashion", {"ae": {0: 20.0, 1: 22.0}, "injflow": {0: 17.0, 1: 17.0}})
-    second = results("budget_fashion", {"ae": {0: 99.0, 1: 99.0, 2: 99.0}})
-    cells = budget_curve.join([first, second], ["ae", "injflow"], GMM)
+    tie = results("budget_fashion", {"ae": {0: 99.0, 1: 99.0}})
+    cells = budget_curve.join([first, tie], ["ae", "injflow"], GMM)
     ae, injflow = cells["ae"][1000], cells["injflow"][1000]
-    assert (ae.values, ae.source) == ({0: 20.0, 1: 22.0}, 1)
+    assert (ae.values, ae.source) == ({0: 20.0, 1: 22.0}, 1)  # a tie: the first
+    more = results("budget_fashion", {"ae": {0: 99.0, 1: 99.0, 2: 99.0}})
+    assert budget_curve.join([first, more], ["ae"], GMM)["ae"][1000].source == 2
     diff, se, p = budget_curve.difference(injflow, ae)
     assert diff == pytest.approx(-4.0)
     assert se == pytest.approx(math.sqrt(2.0 / 2))  # sd(20, 22)^2 / 2 + 0
