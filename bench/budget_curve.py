@@ -26,12 +26,12 @@ complete runs of the same budget until it has as many seeds.
 
 import argparse
 import math
-import statistics
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from genae_lightning.commands.report import mean_sd
 from genae_lightning.studies import results as sources
 from genae_lightning.studies.figures import pyplot, save
 from genae_lightning.studies.report import welch_p
@@ -48,12 +48,12 @@ class Cell:
 
     @property
     def mean(self) -> float:
-        return statistics.fmean(self.values.values())
+        return mean_sd(list(self.values.values()))[0]
 
     @property
     def sd(self) -> float:
         """Sample sd (0 for one seed)."""
-        return statistics.stdev(self.values.values()) if len(self.values) > 1 else 0.0
+        return mean_sd(list(self.values.values()))[1] or 0.0
 
 
 def read_source(spec: str) -> tuple[str, Results]:
@@ -93,12 +93,17 @@ def difference(a: Cell, b: Cell) -> tuple[float, float, float | None]:
     return a.mean - b.mean, se, welch_p(list(a.values.values()), list(b.values.values()))
 
 
+def all_budgets(cells: dict[str, dict[int, Cell]]) -> list[int]:
+    """Every step budget any method has, in order."""
+    return sorted({s for by_steps in cells.values() for s in by_steps})
+
+
 def render(cells: dict[str, dict[int, Cell]], metric: str, baseline: str | None,
            read: Sequence[tuple[str, Results]]) -> str:
     """The markdown: the metric per method and budget, the differences from the baseline, and
     the sources (numbered as the cells cite them)."""
     fmt = metric_format(metric)
-    budgets = sorted({s for by_steps in cells.values() for s in by_steps})
+    budgets = all_budgets(cells)
     head = "| method | " + " | ".join(f"{s} steps" for s in budgets) + " |"
     rule = "|---|" + "---|" * len(budgets)
     lines = [f"Test {metric_title(metric)}, mean ± sd over seeds (seeds; [source]):", "", head,
@@ -158,7 +163,7 @@ def figure(cells: dict[str, dict[int, Cell]], metric: str, baseline: str | None,
         ax.set(xscale="log", xlabel="training steps", ylabel=f"difference from {baseline}",
                title="difference ± standard error")
         ax.legend(fontsize=7)
-    budgets = sorted({s for by_steps in cells.values() for s in by_steps})
+    budgets = all_budgets(cells)
     for ax in axes[0]:
         ax.set_xticks(budgets, [str(s) for s in budgets])
         ax.minorticks_off()

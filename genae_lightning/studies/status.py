@@ -21,6 +21,7 @@ import csv
 import re
 import statistics
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -93,12 +94,82 @@ def running_line(store: Store, record: dict[str, Any], now: float) -> str:
                    "takes the trial over)" if is_stale(claim, age, store.lease) else "")
 
 
-def time_left(store: Store, records: list[dict[str, Any]], now: float
-              ) -> tuple[float, int, int]:
+def _choices(trial: dict[str, Any]) -> int:
+    """How many evaluations a trial makes (one per BatchNorm choice)."""
+    return len((trial.get("evaluation") or {}).get("recalibrate_batchnorm") or [0])
+
+
+@dataclass
+class DoneTimes:
+    """The done trials' times, collected in one pass over their records.
+
+    ``fits`` (by config and budget) holds the fit processes' own seconds, which the "done:" line
+    reports; ``trains`` holds the checkpoints' ``Timer`` (whole over resumes, where the fit
+    processes miss the attempts that were killed), which the estimate of the time left uses, with
+    ``per_step`` (by config), ``outside`` (time outside training) and ``evals`` (per evaluation).
+    """
+
+    count: int = 0
+    busy: float = 0.0
+    fits: dict[str, list[float]] = field(default_factory=dict)
+    trains: dict[str, list[float]] = field(default_factory=dict)
+    per_step: dict[str, list[float]] = field(default_factory=dict)
+    outside: list[float] = field(default_factory=list)
+    evals: list[float] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, records: list[dict[str, Any]]) -> "DoneTimes":
+        """Collect the times of the done records among ``records``."""
+        out = cls()
+        for r in records:
+            if r["state"] != "done":
+                continue
+            out.count += 1
+            timings, trial = r.get("timings") or {}, r["trial"]
+            if timings.get("eval_seconds"):
+                out.busy += timings["eval_seconds"]
+                out.evals.append(timings["eval_seconds"] / max(1, _choices(trial)))
+            if trial.get("reuses"):
+                continue
+            label = budget_label(trial)
+            if timings.get("fit_seconds"):
+                out.busy += timings["fit_seconds"]
+                out.fits.setdefault(label, []).append(timings["fit_seconds"])
+            if not r.get("train_seconds"):
+                continue
+            out.trains.setdefault(label, []).append(r["train_seconds"])
+            if timings.get("overhead_seconds") is not None:
+                out.outside.append(timings["overhead_seconds"])
+            if not (trial.get("budget") or {}).get("max_seconds") and r.get("steps"):
+                out.per_step.setdefault(trial["method"], []).append(
+                    r["train_seconds"] / r["steps"])
+        return out
+
+    def fit(self, trial: dict[str, Any]) -> float | None:
+        """A trial's fit seconds, the time outside training included.
+
+        0 for a trial that evaluates another's run; None when nothing goes by.
+        """
+        if trial.get("reuses"):
+            return 0.0
+        budget = trial.get("budget") or {}
+        if budget.get("max_seconds"):
+            fit = budget["max_seconds"]
+        elif budget_label(trial) in self.trains:
+            fit = statistics.median(self.trains[budget_label(trial)])
+        elif trial["method"] in self.per_step:
+            fit = statistics.median(self.per_step[trial["method"]]) * budget["max_steps"]
+        else:
+            return None
+        return fit + (statistics.median(self.outside) if self.outside else 0.0)
+
+
+def time_left(store: Store, records: list[dict[str, Any]], now: float,
+              done: DoneTimes | None = None) -> tuple[float, int, int]:
     """The estimated seconds of fit and evaluation left; trials estimated, trials not.
 
     Over the recorded trials not done (waiting or running; failed ones are left out), in one
-    worker's time, from the done trials:
+    worker's time, from the done trials (``done``, collected from ``records`` when not given):
 
     - a fit: the median training time (the checkpoints' ``Timer``, whole over resumes) of the
       same config and budget; else the config's median time per step at any step budget,
@@ -110,46 +181,17 @@ def time_left(store: Store, records: list[dict[str, Any]], now: float
 
     A trial whose fit has nothing to go by is not estimated.
     """
-    done = [r for r in records if r["state"] == "done"]
-    fits: dict[str, list[float]] = {}
-    per_step: dict[str, list[float]] = {}
-    outside, evals = [], []
-    for r in done:
-        timings, trial = r.get("timings") or {}, r["trial"]
-        if timings.get("eval_seconds"):
-            evals.append(timings["eval_seconds"] / max(1, len(
-                (trial.get("evaluation") or {}).get("recalibrate_batchnorm") or [0])))
-        if trial.get("reuses") or not r.get("train_seconds"):
-            continue
-        # training time from the checkpoints' Timer: whole, where the fit processes' own time
-        # misses the attempts that were killed
-        fits.setdefault(budget_label(trial), []).append(r["train_seconds"])
-        if timings.get("overhead_seconds") is not None:
-            outside.append(timings["overhead_seconds"])
-        budget = trial.get("budget") or {}
-        if not budget.get("max_seconds") and r.get("steps"):
-            per_step.setdefault(trial["method"], []).append(r["train_seconds"] / r["steps"])
+    done = DoneTimes.of(records) if done is None else done
     seconds, estimated, unknown = 0.0, 0, 0
     for r in records:
         if r["state"] not in ("pending", "running"):
             continue
         trial = r["trial"]
         budget = trial.get("budget") or {}
-        fit: float | None = 0.0
-        if not trial.get("reuses"):
-            if budget.get("max_seconds"):
-                fit = budget["max_seconds"]
-            elif budget_label(trial) in fits:
-                fit = statistics.median(fits[budget_label(trial)])
-            elif trial["method"] in per_step:
-                fit = statistics.median(per_step[trial["method"]]) * budget["max_steps"]
-            else:
-                fit = None
+        fit = done.fit(trial)
         if fit is None:
             unknown += 1
             continue
-        if fit:
-            fit += statistics.median(outside) if outside else 0.0
         if r["state"] == "running" and fit:
             if budget.get("max_seconds"):
                 held = now - (read_claim(store.claim_path(r["id"])) or {}).get("claimed", now)
@@ -157,8 +199,7 @@ def time_left(store: Store, records: list[dict[str, Any]], now: float
             else:
                 step = last_step(store.run_dir(r["id"])) or 0
                 fit *= max(0.0, 1 - step / budget["max_steps"])
-        choices = len((trial.get("evaluation") or {}).get("recalibrate_batchnorm") or [0])
-        seconds += fit + (statistics.median(evals) * choices if evals else 0.0)
+        seconds += fit + (statistics.median(done.evals) * _choices(trial) if done.evals else 0.0)
         estimated += 1
     return seconds, estimated, unknown
 
@@ -191,20 +232,13 @@ def status_lines(study: Study, root: Path, lease: float = DEFAULT_LEASE,
         for r in sorted(by_state["failed"], key=lambda r: r["id"]):
             error = (r.get("error") or "").strip().splitlines() or ["(no message)"]
             lines.append(f"  {r['id']}: {r['failures']} failure(s); {error[-1]}")
-    done = by_state.get("done", [])
-    if done:
-        fits: dict[str, list[float]] = {}
-        busy = 0.0
-        for r in done:
-            timings = r.get("timings") or {}
-            busy += timings.get("eval_seconds") or 0.0
-            if not r["trial"].get("reuses") and timings.get("fit_seconds"):
-                busy += timings["fit_seconds"]
-                fits.setdefault(budget_label(r["trial"]), []).append(timings["fit_seconds"])
-        medians = ", ".join(f"{m} {statistics.median(t):.0f} s" for m, t in sorted(fits.items()))
-        lines.append(f"done: {len(done)} trial(s), {_minutes(busy)} of fit and evaluation"
+    done = DoneTimes.of(records)
+    if done.count:
+        medians = ", ".join(f"{m} {statistics.median(t):.0f} s"
+                            for m, t in sorted(done.fits.items()))
+        lines.append(f"done: {done.count} trial(s), {_minutes(done.busy)} of fit and evaluation"
                      + (f"; median fit per config and budget: {medians}" if medians else ""))
-    seconds, estimated, unknown = time_left(store, records, now)
+    seconds, estimated, unknown = time_left(store, records, now, done)
     later = f"; the {unrecorded} not recorded yet are not in it" if unrecorded else ""
     if estimated:
         lines.append(
