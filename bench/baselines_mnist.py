@@ -8,7 +8,7 @@ with ``genae train-features`` ("classifier FID": not comparable with the papers'
 Without the evaluation commands (or with --no_eval) only the validation reconstruction MSE is
 reported.
 
-    python bench/baselines_mnist.py --data_root ../shared/data --steps 200 --width 0.125
+    python bench/baselines_mnist.py --data_root data --steps 200 --width 0.125
 
 Writes ``<out>/<method>/`` (CSV logs, last.ckpt, evaluation.json) and ``<out>/report.md``.
 """
@@ -52,7 +52,7 @@ DEFAULT = [key for key in BASELINES if not key.startswith("injflow")]
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data_root", default="../shared/data", help="holds MNIST/raw")
+    parser.add_argument("--data_root", default="data", help="holds MNIST/raw")
     parser.add_argument("--out", default="outputs/bench_baselines", help="output folder")
     parser.add_argument("--methods", default=",".join(DEFAULT),
                         help=f"comma-separated keys of {list(BASELINES)} (default: no InjFlow)")

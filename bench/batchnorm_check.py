@@ -10,7 +10,7 @@ N, and the classifier FID (test split) of reconstructions and of Gaussian and GM
 running (EMA) statistics, with statistics recomputed over ``--batches`` batches, and with the
 automatic choice of ``settle_batchnorm``.
 
-    python bench/batchnorm_check.py --data-root ../shared/data --steps 1200 --method injflow
+    python bench/batchnorm_check.py --data-root data --steps 1200 --method injflow
 """
 
 import argparse

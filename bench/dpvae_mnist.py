@@ -12,7 +12,7 @@ authors' MNIST configs), then reports for each:
 
 Also saves sample grids and, for 2-D latents, q(z) with LP/HP points (docs/figures/).
 
-    python bench/dpvae_mnist.py --data_root ../shared/data --steps 2000
+    python bench/dpvae_mnist.py --data_root data --steps 2000
 """
 
 import argparse
@@ -56,7 +56,7 @@ FIGURES = Path(__file__).resolve().parents[1] / "docs" / "figures"
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data_root", default="../shared/data", help="holds MNIST/raw")
+    parser.add_argument("--data_root", default="data", help="holds MNIST/raw")
     parser.add_argument("--out", default="outputs/bench_dpvae_mnist", help="output folder")
     parser.add_argument("--methods", default="vae,betatc_vae", help="comma-separated keys")
     parser.add_argument("--steps", type=int, default=2000, help="optimizer steps per run")

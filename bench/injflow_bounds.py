@@ -17,7 +17,7 @@ post-hoc Gaussian / GMM samples. Prints markdown tables (docs/injflow.md) and wr
 spectrum PNGs.
 
     python bench/injflow_bounds.py --dataset digits --seeds 0 1 2 --matched
-    python bench/injflow_bounds.py --dataset mnist --data-root ../shared/data --seeds 0 1 2 \
+    python bench/injflow_bounds.py --dataset mnist --data-root data --seeds 0 1 2 \
         --matched
 
 The feature classifier of classifier FID is trained first when ``--feature`` does not exist
@@ -182,7 +182,7 @@ def tables(results: list[dict[str, Any]]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["mnist", "digits"], default="digits")
-    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--data-root", default="data")
     parser.add_argument("--steps", type=int, default=None, help="1500 digits, 300 mnist")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--latent-dim", type=int, default=None, help="8 digits, 32 mnist")

@@ -9,7 +9,7 @@ recomputes the running statistics over ``--recalibrate`` training batches (the c
 average, no gradient: ``genae_lightning.latents.recalibrate_batchnorm``) and prints the
 eval-mode error again.
 
-    python bench/injflow_train_eval.py --data-root ../shared/data --steps 1200 --bound linear
+    python bench/injflow_train_eval.py --data-root data --steps 1200 --bound linear
 """
 
 import argparse

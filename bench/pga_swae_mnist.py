@@ -11,7 +11,7 @@ three, then is scored on the first ``--num-samples`` MNIST test images:
 - ``rec_sse``: ||x - D(E(x))||^2 summed over pixels, mean over images (SWAE paper, table 3);
 - ``denoise_sse``: the same against clean images when encoding x + N(0, 0.3^2) noise (section 3.4).
 
-    python bench/pga_swae_mnist.py --data-root ../shared/data [--steps 300] [--threads 2]
+    python bench/pga_swae_mnist.py --data-root data [--steps 300] [--threads 2]
 """
 
 import argparse
@@ -79,7 +79,7 @@ def mean_denoising_error(model: GenerativeAutoencoder, test: Subset, seed: int =
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data-root", default="../shared/data")
+    parser.add_argument("--data-root", default="data")
     parser.add_argument("--steps", type=int, default=300, help="optimizer steps per method")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--num-samples", type=int, default=5000, help="test images and samples")

@@ -7,6 +7,7 @@ config and the settings the command line changed (:func:`config_run_name`), and 
 they are (``job_type``: train, validate, test, predict).
 """
 
+import csv
 import hashlib
 import netrc
 import os
@@ -20,6 +21,8 @@ from urllib.parse import urlparse
 import lightning as L
 from lightning.fabric.utilities.logger import _convert_params
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 
 from genae_lightning.checkpoints.reading import plain
@@ -59,12 +62,56 @@ def resolve_offline(offline: bool | None, save_dir: str) -> bool:
     return True
 
 
+class ResumingExperimentWriter(ExperimentWriter):
+    """Lightning's CSV writer, except that it keeps an earlier run's rows in the same folder.
+
+    Lightning's writer deletes an existing ``metrics.csv``. A run resumed into its own folder
+    (a study's trial after a kill or a preemption, or ``--trainer.logger.version`` named) would
+    lose its curve before the resume. This writer leaves the file until its first save, then
+    keeps the earlier rows whose step is before the first step this process logs: the rows from
+    that step on were logged after the checkpoint it resumed from, and are trained again. A run
+    started from scratch into a used folder logs from step 0, so the old rows all go, as before.
+    """
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__(log_dir)
+        self._earlier = self._fs.isfile(self.metrics_file_path)
+
+    def _check_log_dir_exists(self) -> None:
+        """Keep ``metrics.csv``: :meth:`save` trims it (Lightning's writer deletes it here)."""
+
+    def save(self) -> None:
+        """Trim the earlier rows to before this process's first step once, then append."""
+        if self._earlier and self.metrics:
+            self._earlier = False
+            first = min(m["step"] for m in self.metrics)
+            with self._fs.open(self.metrics_file_path, "r", newline="") as file:
+                reader = csv.DictReader(file)
+                rows = [r for r in reader if _step(r) is not None and _step(r) < first]
+                self.metrics_keys = sorted(set(self.metrics_keys) | set(reader.fieldnames or []))
+            partial = self.metrics_file_path + ".partial"
+            with self._fs.open(partial, "w", newline="") as file:
+                writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
+                writer.writeheader()
+                writer.writerows(rows)
+            self._fs.mv(partial, self.metrics_file_path)  # whole or not at all
+        super().save()
+
+
+def _step(row: dict[str, str]) -> float | None:
+    try:
+        return float(row.get("step") or "")
+    except ValueError:
+        return None
+
+
 class GenaeCSVLogger(CSVLogger):
     """``CSVLogger`` whose ``save_dir`` may be left out, so that a run follows its root folder.
 
     Under ``genae fit`` a missing ``save_dir`` becomes ``trainer.default_root_dir``
     (:func:`genae_lightning.commands.config_files.fill_logger_dirs`); elsewhere, the working
-    directory.
+    directory. A run resumed into its own folder keeps its curve before the resume
+    (:class:`ResumingExperimentWriter`).
 
     Args:
         save_dir: Folder of the logs (``<save_dir>/<name>/version_<n>/metrics.csv``).
@@ -86,6 +133,15 @@ class GenaeCSVLogger(CSVLogger):
             "." if save_dir is None else save_dir, name=name, version=version, prefix=prefix,
             flush_logs_every_n_steps=flush_logs_every_n_steps,
         )
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> ExperimentWriter:
+        """The writer (a :class:`ResumingExperimentWriter`), created on first use."""
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = ResumingExperimentWriter(log_dir=self.log_dir)
+        return self._experiment
 
 
 class GenaeWandbLogger(WandbLogger):

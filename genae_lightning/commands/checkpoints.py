@@ -172,6 +172,6 @@ def parse_checkpoint_and_data(
             f"cannot tell which data {str(ckpt)!r} was trained on: no --data was given and no "
             f"config.yaml was found in {str(ckpt.parent)!r} or {str(ckpt.parent.parent)!r} "
             "(`genae fit` saves it in the run's log dir). Pass the data, e.g. "
-            "--data MNIST --data.root ../shared/data"
+            "--data MNIST --data.root data"
         )
     return cfg, parser.instantiate(cfg).data

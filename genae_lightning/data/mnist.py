@@ -138,7 +138,7 @@ class MNIST(FileDataModule):
             dataset=name,
             folder=self.raw_folder,
             names=list(self.md5s),
-            layout=f"{name}/raw/ (e.g. --data.root ../shared/data)",
+            layout=f"{name}/raw/ (e.g. --data.root data)",
             note="the .gz files or their uncompressed copies",
             present=lambda path: path.is_file() or path.with_suffix("").is_file(),
         )
