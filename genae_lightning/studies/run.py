@@ -243,6 +243,7 @@ class Driver:
                 and runnable(records.get(tid), self.options.retries)
                 and self.store.holder(tid) is None]
         if todo:
+            todo.sort(key=self.submit_order)  # stable: as known within a phase and budget
             weights = self.study.evaluation.feature_extractor_weights_path
             self.launcher.submit([job(self.store, t, self.options, weights) for t in todo])
             self.inflight.update(t.id for t in todo)
@@ -320,11 +321,25 @@ class Driver:
         methods = [m.label for m in self.study.methods]
         return datasets.index(dataset), methods.index(method)
 
+    @staticmethod
+    def submit_order(trial: Trial) -> tuple[int, int]:
+        """A trial's place among those submitted together: phase, then the largest steps first.
+
+        The pool then ends on its shortest trials, so its workers finish nearly together (a
+        10000-step trial queued last would run alone while the other workers idle).
+        """
+        phase = phase_rank(trial)
+        return phase, -trial.budget.max_steps if phase == 1 else 0
+
     def trial_order(self, trial: Trial) -> tuple[int, ...]:
         """A trial's place in phase order: selection, test, equal time; then as planned."""
-        phase = (0 if trial.phase == "select" else 1 if trial.budget.max_seconds is None else 2)
-        return (phase, *self.order(((trial.method, trial.dataset), None)),
+        return (phase_rank(trial), *self.order(((trial.method, trial.dataset), None)),
                 self.positions[trial.id])
+
+
+def phase_rank(trial: Trial) -> int:
+    """0 for a selection trial, 1 for a test trial at a step budget, 2 for an equal-time one."""
+    return 0 if trial.phase == "select" else 1 if trial.budget.max_seconds is None else 2
 
 
 def write_selection(store: Store, selections: dict[tuple[str, str | None], Selection],

@@ -314,3 +314,20 @@ def test_the_inception_weights_file_reaches_every_evaluation(study, tmp_path,
     for args in evaluated:
         assert f"--feature_extractor_weights_path={tmp_path / 'w.pth'}" in args
         assert "--fid_feature=inception" in args
+
+
+def test_the_largest_step_budget_is_submitted_first(study, tmp_path, monkeypatch) -> None:
+    """With budgets of 12 and 24 steps, each config's 24-step test trials are queued before its
+    12-step ones (the pool ends on its short trials); selection trials still come first."""
+    monkeypatch.setattr(TrialRun, "run", fake_run)
+    two = replace(study, max_steps=(12, 24), selection_steps=12)
+    launcher = InlineLauncher()
+    state = run_study(two, tmp_path, launcher, Options(poll=0.01), log=lambda _: None)
+    assert state.count("done") == 10
+    steps = {t.id: t.budget.max_steps for t in state.trials}
+    phases = {t.id: t.phase for t in state.trials}
+    submitted = [tid for kind, tid in launcher.events if kind == "submit"]
+    assert [phases[t] for t in submitted[:2]] == ["select", "select"]
+    for method in ("ae", "beta_vae"):
+        order = [steps[t] for t in submitted if phases[t] == "test" and f"-{method}-" in t]
+        assert order == [24, 24, 12, 12], (method, order)
