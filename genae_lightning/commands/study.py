@@ -8,8 +8,12 @@ with one entry added here.
 """
 
 import argparse
+import contextlib
+import signal
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from genae_lightning.studies.dashboard import dashboard_command
@@ -31,6 +35,7 @@ from genae_lightning.studies.run import Options, StudyState, preflight, run_stud
 from genae_lightning.studies.spec import available_studies, load_study
 from genae_lightning.studies.status import status_command
 from genae_lightning.studies.store import DEFAULT_HEARTBEAT, DEFAULT_LEASE, DEFAULT_ROOT
+from genae_lightning.studies.trial import INTERRUPTED
 
 
 def run_command(argv: list[str]) -> StudyState | None:
@@ -79,12 +84,22 @@ def run_command(argv: list[str]) -> StudyState | None:
           f"{getattr(launcher, 'workers', '?')} worker(s) of {launcher.threads} thread(s)",
           flush=True)
     options = Options(args.retries, args.lease, args.heartbeat, args.poll, args.data_root)
-    start = time.monotonic()
+    start, stopped = time.monotonic(), False
     try:
-        state = run_study(study, root, launcher, options,
-                          log=lambda line: print(line, flush=True), check=False)
+        with sigterm_as_ctrl_c():
+            state = run_study(study, root, launcher, options,
+                              log=lambda line: print(line, flush=True), check=False)
+    except KeyboardInterrupt:
+        stopped = True
+        print(f"study {study.name}: stopping (a signal): the running trials checkpoint; a "
+              "second signal stops at once", file=sys.stderr, flush=True)
     finally:
-        launcher.close()
+        launcher.close()  # on a stop, waits for the running fits' checkpoints (local)
+    if stopped:
+        print(f"study {study.name}: stopped; run the same command again to continue (`genae "
+              f"study status {args.study} --root {root}` says where each trial stands)",
+              file=sys.stderr, flush=True)
+        raise SystemExit(INTERRUPTED)
     wall, busy = time.monotonic() - start, state.busy_seconds()
     workers = getattr(launcher, "workers", 1)
     print(f"study {study.name}: {state.count('done')} of {len(state.trials)} trial(s) done, "
@@ -94,6 +109,23 @@ def run_command(argv: list[str]) -> StudyState | None:
               f"evaluation, {busy / workers:.0f} s over {workers} worker(s) "
               f"({busy / workers / wall:.0%} busy)", flush=True)
     return state
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (``kill``, a scheduler stopping the driver) stops the study as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def dry_run(study: Study, root: Path) -> list[str]:

@@ -81,6 +81,10 @@ class Job:
         feature_extractor_weights_path: The Inception weights file of every evaluation (the
             study's ``evaluation.feature_extractor_weights_path``; not part of the trial's id),
             or None: the torch.hub cache.
+        own_session: Start the fit in a session of its own, so that a signal to the worker's
+            process group (Ctrl-C in a terminal) does not reach it: the worker forwards one
+            with :func:`stop_this_worker` (the local launcher). False: the fit shares the
+            worker's group (SLURM and Ray signal the fit themselves).
     """
 
     root: str
@@ -91,6 +95,7 @@ class Job:
     threads: int | None = None
     data_root: str | None = None
     feature_extractor_weights_path: str | None = None
+    own_session: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,6 +151,29 @@ def _parent_death_signal() -> Callable[[], None] | None:
 
 DIE_WITH_PARENT = _parent_death_signal()
 
+STOPPING = threading.Event()  # this worker was asked to stop: no new trial, its fit checkpoints
+_RUNNING_FITS: list[subprocess.Popen] = []  # the fit this process runs, if any
+_IN_TRIAL = threading.Event()  # this process is running a trial (fitting or evaluating)
+
+
+def stop_this_worker() -> None:
+    """Ask this worker process to stop (the local launcher's handler of SIGINT and SIGTERM).
+
+    The first call sends the running fit SIGTERM: it finishes its step, saves
+    ``interrupted.ckpt`` and exits with status 3, and its trial is recorded ``pending`` (it
+    resumes). A trial that is evaluating is interrupted the same way (``KeyboardInterrupt``);
+    a job that starts later returns at once. Later calls do nothing (a second SIGTERM would
+    stop the fit without its checkpoint).
+    """
+    if STOPPING.is_set():
+        return
+    STOPPING.set()
+    fits = [p for p in _RUNNING_FITS if p.poll() is None]
+    for process in fits:
+        process.send_signal(signal.SIGTERM)
+    if not fits and _IN_TRIAL.is_set():
+        raise KeyboardInterrupt
+
 
 class Heartbeat(threading.Thread):
     """Touches a claim every ``every`` seconds; when the claim is lost, kills the fit."""
@@ -199,15 +227,19 @@ def environment(threads: int | None) -> dict[str, Any]:
 
 def execute(job: Job) -> JobResult:
     """Claim the job's trial and run it (fit, evaluate), recording the outcome in the store."""
+    if STOPPING.is_set():
+        return JobResult(job.trial_id, "skipped", "this worker was asked to stop")
     store = Store(job.root, job.lease)
     claim = store.claim(job.trial_id)
     if claim is None:
         return JobResult(job.trial_id, "skipped", "claimed by another worker")
     beat = Heartbeat(claim, job.heartbeat)
     beat.start()
+    _IN_TRIAL.set()
     try:
         return _run_claimed(store, claim, beat, job)
     finally:
+        _IN_TRIAL.clear()
         beat.stopped.set()
         claim.release()
 
@@ -368,7 +400,11 @@ class TrialRun:
             out.write(f"\n$ {' '.join(command)}\n")
             process = subprocess.Popen(command, stdout=subprocess.PIPE,
                                        stderr=subprocess.STDOUT, env=env, text=True,
+                                       start_new_session=self.job.own_session,
                                        preexec_fn=DIE_WITH_PARENT)  # noqa: PLW1509
+            _RUNNING_FITS.append(process)
+            if STOPPING.is_set():  # asked to stop while it started
+                process.send_signal(signal.SIGTERM)
             self.beat.child = process
             self.record["worker"]["child"] = process.pid
             self.save()
@@ -386,6 +422,7 @@ class TrialRun:
                 raise Interrupted("interrupted (Ctrl-C); the fit resumes from its checkpoint"
                                   ) from None
             finally:
+                _RUNNING_FITS.remove(process)
                 process.stdout.close()
         self.beat.child = None
         return code, time.monotonic() - start, announced

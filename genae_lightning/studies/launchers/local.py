@@ -5,7 +5,9 @@
 of the evaluation), so every core is busy and none is oversubscribed. Workers are spawned (no
 fork of the driver's threads) and die with the driver (Linux: ``PR_SET_PDEATHSIG``), and their
 fits die with them: a killed driver leaves nothing running, and its trials' claims go stale at
-once (dead pid on this host), so a restarted driver resumes them from their checkpoints.
+once (dead pid on this host), so a restarted driver resumes them from their checkpoints. Ctrl-C
+or SIGTERM to the driver stops it gently instead: :meth:`LocalLauncher.close` asks the running
+workers to stop, their fits save ``interrupted.ckpt`` and their trials are recorded ``pending``.
 
 Jobs may be submitted while :meth:`LocalLauncher.wait` runs (from its ``on_result``, as the
 driver does when a job's end lets more trials run): they join the queue, and ``wait`` returns
@@ -17,8 +19,10 @@ them is reported, and the next ``submit`` starts a fresh pool; the driver resubm
 which resume from their checkpoints.
 """
 
+import contextlib
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_for
@@ -32,6 +36,7 @@ from genae_lightning.studies.trial import (
     Job,
     JobResult,
     execute,
+    stop_this_worker,
     thread_environment,
 )
 
@@ -45,11 +50,19 @@ def available_cores() -> int:
 
 
 def _start_worker(threads: int, driver: int) -> None:
-    """Pool initializer: die with the driver, use ``threads`` threads."""
+    """Pool initializer: die with the driver, use ``threads`` threads, stop on a signal.
+
+    SIGINT (Ctrl-C reaches the whole foreground group) and SIGTERM (from the driver's
+    :meth:`LocalLauncher.close`, or ``kill`` of the group) stop the worker's trial with a
+    checkpoint (:func:`~genae_lightning.studies.trial.stop_this_worker`); its fit runs in a
+    session of its own, so the signal reaches it once, from here.
+    """
     if DIE_WITH_PARENT is not None:
         DIE_WITH_PARENT()
     if os.getppid() != driver:  # the driver died before the line above
         os._exit(1)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: stop_this_worker())
     os.environ.update(thread_environment(threads))  # what the fits it starts inherit
     import torch
 
@@ -85,7 +98,7 @@ class LocalLauncher:
     def submit(self, jobs: Sequence[Job]) -> None:
         """Queue the jobs on the pool (each with this launcher's threads), a new one if it broke."""
         for job in jobs:
-            job = replace(job, threads=self.threads)
+            job = replace(job, threads=self.threads, own_session=True)
             try:
                 future = self._ensure_pool().submit(execute, job)
             except BrokenProcessPool:  # it broke after its last result was seen: its jobs crash
@@ -122,7 +135,18 @@ class LocalLauncher:
             pool.shutdown(wait=True, cancel_futures=True)
 
     def close(self) -> None:
-        """Stop the workers (queued jobs are cancelled)."""
+        """Stop the workers (queued jobs are cancelled).
+
+        Jobs still running (the study was stopped: Ctrl-C, or SIGTERM to the driver) are asked
+        to stop first: each fit saves ``interrupted.ckpt`` and exits, its trial is recorded
+        ``pending``, and this waits for that.
+        """
+        if self._pool is not None and not all(f.done() for f in self._futures):
+            # the pool's worker processes (a private attribute of ProcessPoolExecutor, there
+            # since Python 3.2; there is no public way to signal them before 3.14)
+            for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGTERM)
         self._drop_pool(self._pool)
         self._futures.clear()
 
