@@ -91,8 +91,9 @@ def run_command(argv: list[str]) -> StudyState | None:
                               log=lambda line: print(line, flush=True), check=False)
     except KeyboardInterrupt:
         stopped = True
-        print(f"study {study.name}: stopping (a signal): the running trials checkpoint; a "
-              "second signal stops at once", file=sys.stderr, flush=True)
+        print(f"study {study.name}: stopping (a signal): the running trials are stopped (local "
+              "and slurm: their fits save a checkpoint first); a second signal stops at once",
+              file=sys.stderr, flush=True)
     finally:
         launcher.close()  # on a stop, waits for the running fits' checkpoints (local)
     if stopped:
