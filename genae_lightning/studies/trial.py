@@ -182,15 +182,15 @@ class Heartbeat(threading.Thread):
         super().__init__(daemon=True, name="study-heartbeat")
         self.claim, self.every = claim, every
         self.lost, self.stopped = threading.Event(), threading.Event()
-        self.child: subprocess.Popen | None = None
 
     def run(self) -> None:
         """Beat until stopped or lost."""
         while not self.stopped.wait(self.every):
             if not self.claim.heartbeat():
                 self.lost.set()
-                if self.child is not None and self.child.poll() is None:
-                    self.child.kill()
+                for process in _RUNNING_FITS:  # this process's fit (one trial at a time)
+                    if process.poll() is None:
+                        process.kill()
                 return
 
 
@@ -405,7 +405,6 @@ class TrialRun:
             _RUNNING_FITS.append(process)
             if STOPPING.is_set():  # asked to stop while it started
                 process.send_signal(signal.SIGTERM)
-            self.beat.child = process
             self.record["worker"]["child"] = process.pid
             self.save()
             assert process.stdout is not None
@@ -424,7 +423,6 @@ class TrialRun:
             finally:
                 _RUNNING_FITS.remove(process)
                 process.stdout.close()
-        self.beat.child = None
         return code, time.monotonic() - start, announced
 
     def evaluate(self) -> None:

@@ -165,3 +165,27 @@ def test_a_root_holds_one_study(tmp_path) -> None:
         assert "holds the study 'a'" in str(err)
     else:
         raise AssertionError("another study's root was accepted")
+
+
+def test_a_worker_that_loses_its_claim_kills_its_fit(tmp_path) -> None:
+    """Another driver took the trial over: the first one's fit stops, so no two fits write it."""
+    from genae_lightning.studies import trial
+
+    store = Store(tmp_path, lease=60)
+    store.add({"id": "t"})
+    claim = store.claim("t")
+    fit = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    trial._RUNNING_FITS.append(fit)
+    beat = trial.Heartbeat(claim, every=0.05)
+    try:
+        beat.start()
+        time.sleep(0.3)
+        assert fit.poll() is None and not beat.lost.is_set()  # held: the fit runs on
+        claim.path.unlink()  # as a takeover does (another driver found it stale)
+        assert store.claim("t") is not None
+        assert fit.wait(timeout=10) == -9 and beat.lost.wait(timeout=10)
+    finally:
+        beat.stopped.set()
+        trial._RUNNING_FITS.remove(fit)
+        if fit.poll() is None:
+            fit.kill()
