@@ -250,6 +250,8 @@ class GracefulInterrupt(L.Callback):
         self._previous: dict[int, Any] = {}
         self._trainer: L.Trainer | None = None
         self.saved: Path | None = None  # the interrupt checkpoint of the last fit, if any
+        self._saving = False
+        self._position: dict[str, Any] | None = None  # the interrupt checkpoint's loop state
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
@@ -280,7 +282,7 @@ class GracefulInterrupt(L.Callback):
         """Install the handlers (main thread only)."""
         self._signal = None
         self._trainer = trainer
-        self.saved = None
+        self.saved, self._position = None, None
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -315,12 +317,34 @@ class GracefulInterrupt(L.Callback):
         if not signalled or trainer.should_stop:
             return
         path = self.checkpoint_path(trainer)
-        trainer.save_checkpoint(path)
+        self._saving = True
+        try:
+            trainer.save_checkpoint(path)
+        finally:
+            self._saving = False
         trainer.genae_interrupted = True  # type: ignore[attr-defined]
         self.saved = path
         trainer.should_stop = True
         step = trainer.global_step
         rank_zero_info(f"saved {path} at step {step}; resume with --ckpt_path {path}")
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        """Give a checkpoint saved after the interrupt the interrupt checkpoint's position.
+
+        Lightning counts the epoch a stop cut short as completed, and ``ModelCheckpoint`` with
+        ``save_last`` writes ``last.ckpt`` at the end of training when it has not written one in
+        this fit (an interrupt before its first interval): newer than ``interrupted.ckpt``, so
+        ``--ckpt_path last`` and a study's resume read it, it would resume at the next epoch,
+        skipping the rest of this one. With the interrupt's loop state it resumes exactly.
+        """
+        if self._saving:
+            self._position = copy.deepcopy(
+                {k: checkpoint[k] for k in ("global_step", "epoch", "loops")})
+        elif (self._position is not None
+              and checkpoint["global_step"] == self._position["global_step"]):
+            checkpoint.update(copy.deepcopy(self._position))
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """Put the previous signal handlers back."""
