@@ -403,6 +403,28 @@ def equal_time_seconds(study: Study, tests: Iterable[Trial],
     return seconds
 
 
+def recorded_equal_time(study: Study, records: Mapping[str, Mapping[str, Any]]
+                        ) -> dict[tuple[str | None, int], int]:
+    """The equal wall-clock budgets the store's equal-time trials were given.
+
+    Keyed as :func:`equal_time_seconds` keys them. Once such a trial is recorded, its budget is
+    the study's: a reference trial trained again later (its record removed) changes the
+    references' times, but not the equal-time column, which would otherwise be planned anew
+    under other ids and trained a second time.
+    """
+    if study.equal_time is None:
+        return {}
+    factor = study.equal_time.max_steps_factor
+    seconds: dict[tuple[str | None, int], int] = {}
+    for record in records.values():
+        trial = record.get("trial") or {}
+        budget = trial.get("budget") or {}
+        if trial.get("phase") == "test" and budget.get("max_seconds") is not None:
+            key = (trial.get("dataset"), int(budget["max_steps"]) // factor)
+            seconds.setdefault(key, int(budget["max_seconds"]))
+    return seconds
+
+
 def time_trials(study: Study, selections: Mapping[tuple[str, str | None], Selection],
                 seconds: Mapping[tuple[str | None, int], int]) -> list[Trial]:
     """The equal wall-clock ``test`` trials of every config but the references."""

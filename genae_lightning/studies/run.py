@@ -40,6 +40,7 @@ from genae_lightning.studies.plan import (
     Trial,
     equal_time_seconds,
     point_label,
+    recorded_equal_time,
     select,
     selection_trials,
     test_trials,
@@ -203,6 +204,9 @@ class Driver:
         self.known: dict[str, Trial] = {}
         self.inflight: set[str] = set()
         self.final: dict[str, dict[str, Any]] = {}  # settled records (done, or out of retries)
+        # the equal wall-clock budgets: those the store's equal-time trials were given, then
+        # those computed from the references' times as they become known
+        self.recorded = recorded_equal_time(study, store.records())
         self.seconds: dict[tuple[str | None, int], int] = {}
         self.unselected: set[tuple[str, str | None]] = set()  # said to have no selection
         self.positions: dict[str, int] = {}  # trial id -> the order it became known in
@@ -305,12 +309,14 @@ class Driver:
                          "their records' errors); its test trials are not run")
         tests = [t for t in self.known.values() if t.phase == "test"
                  and t.budget.max_seconds is None]
-        for (dataset, steps), budget in equal_time_seconds(study, tests, records).items():
+        for (dataset, steps), budget in {**equal_time_seconds(study, tests, records),
+                                         **self.recorded}.items():
             if (dataset, steps) not in self.seconds:
                 self.seconds[dataset, steps] = budget
                 where = f" on {dataset}" if dataset else ""
+                how = ", as its trials recorded it" if (dataset, steps) in self.recorded else ""
                 self.log(f"equal wall-clock budget{where}: {budget:g} s (the references at "
-                         f"{steps} steps)")
+                         f"{steps} steps{how})")
         added |= self.add(time_trials(study, self.state.selections, self.seconds), "equal time")
         return added
 

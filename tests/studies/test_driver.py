@@ -331,3 +331,28 @@ def test_the_largest_step_budget_is_submitted_first(study, tmp_path, monkeypatch
     for method in ("ae", "beta_vae"):
         order = [steps[t] for t in submitted if phases[t] == "test" and f"-{method}-" in t]
         assert order == [24, 24, 12, 12], (method, order)
+
+
+def test_a_reference_trained_again_keeps_the_recorded_equal_time_column(
+        study, tmp_path, monkeypatch) -> None:
+    """A reference trial whose record was removed (to train it again) comes back with another
+    time; the equal-time trials keep the budget they were given and are not trained again."""
+    monkeypatch.setattr(TrialRun, "run", fake_run)
+    timed = replace(study, equal_time=EqualTime(("beta_vae",), (12,), 20))
+    state = run_study(timed, tmp_path, InlineLauncher(), Options(poll=0.01), log=lambda _: None)
+    timed_ids = sorted(t.id for t in state.trials if t.budget.max_seconds is not None)
+    again = next(t.id for t in state.trials if t.id.startswith("test-beta_vae"))
+    Store(tmp_path).record_path(again).unlink()
+
+    def slower(self: TrialRun) -> None:  # the rerun takes 5 s: the median would become 3 s
+        fake_run(self)
+        self.record["train_seconds"] = 5.0
+
+    monkeypatch.setattr(TrialRun, "run", slower)
+    lines: list[str] = []
+    state = run_study(timed, tmp_path, launcher := InlineLauncher(), Options(poll=0.01),
+                      log=lines.append)
+    assert launcher.ran == [again] and state.count("done") == 8
+    assert sorted(t.id for t in state.trials if t.budget.max_seconds is not None) == timed_ids
+    assert ("equal wall-clock budget on synthetic: 1 s (the references at 12 steps, as its "
+            "trials recorded it)") in lines
